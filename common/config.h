@@ -1,0 +1,102 @@
+/* tern.conf: systemd-style INI with drop-ins, every key declared once in a
+ * table (config.c) with its type, default, range and description. */
+#pragma once
+
+#include <stdint.h>
+#include "network.h"
+#include "util.h"
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR_TERN "/tern.conf"
+#define CONFIG_DEFAULT_DROPIN_DIR SYSCONFDIR_TERN "/tern.conf.d"
+#ifndef SYSCONFDIR_TERN
+#define SYSCONFDIR_TERN "/etc/tern"
+#endif
+
+typedef enum MailboxFormat {
+        MAILBOX_MAILDIR,
+        MAILBOX_MBOX,
+        _MAILBOX_FORMAT_MAX,
+        _MAILBOX_FORMAT_INVALID = -EINVAL,
+} MailboxFormat;
+
+typedef struct Config {
+        /* [Server] */
+        char *hostname;          /* myhostname; default: gethostname(), FQDN if resolvable */
+        char **local_domains;    /* mydestination; "$hostname" is expanded */
+        NetList trusted_networks;/* mynetworks */
+        char *smtpd_user;        /* user smtpd runs as; trusted by queued */
+        char *queue_user;        /* user queued runs as; trusted by deliverd */
+
+        /* [Queue] */
+        char *spool_directory;   /* queue_directory */
+        char *queued_socket;
+        char *deliverd_socket;
+        uint64_t min_backoff_usec;       /* minimal_backoff_time */
+        uint64_t max_backoff_usec;       /* maximal_backoff_time */
+        uint64_t max_queue_lifetime_usec;/* maximal_queue_lifetime */
+        uint64_t delivery_concurrency;   /* default_process_limit (deliveries in flight) */
+
+        /* [SMTP] */
+        char *banner;                    /* smtpd_banner text after "220 hostname " */
+        uint64_t message_size_limit;     /* message_size_limit, bytes */
+        uint64_t recipient_limit;        /* smtpd_recipient_limit */
+        uint64_t hard_error_limit;       /* smtpd_hard_error_limit */
+        uint64_t timeout_usec;           /* smtpd_timeout (idle, per command) */
+        uint64_t session_timeout_usec;   /* whole session */
+
+        /* [Delivery] */
+        char *relay_host;                /* relayhost: "[host]:port", "host:port" (MX lookup
+                                            unless bracketed) or "" (MX of each recipient domain) */
+        uint64_t smtp_connect_timeout_usec;  /* smtp_connect_timeout */
+        uint64_t smtp_reply_timeout_usec;    /* smtp_*_timeout */
+
+        /* [Local] */
+        MailboxFormat mailbox_format;    /* home_mailbox Maildir/ vs mail_spool_directory */
+        char *mailbox_path;              /* "~/Maildir/" or "/var/mail/%u"; %u user, ~ home */
+        uint64_t local_delivery_timeout_usec;
+} Config;
+
+/* Where one key's value came from, for `ternctl config`. */
+typedef struct ConfigSource {
+        const char *file;  /* NULL: compiled-in default */
+        unsigned line;
+} ConfigSource;
+
+/* A load error names the file, line and key. */
+typedef struct ConfigError {
+        char file[256];
+        unsigned line;
+        char key[64];
+        char message[256];
+} ConfigError;
+
+/* Loads defaults, then path (absent is fine), then dropin_dir/(*.conf) in lexical
+ * order. Returns 0 and a new Config in *ret (free with config_free), or -EINVAL
+ * (bad syntax, unknown key, bad value: *error filled) or another -errno
+ * (unreadable file: *error filled). path/dropin_dir NULL mean the defaults. */
+int config_load(const char *path, const char *dropin_dir, Config **ret, ConfigError *error);
+
+/* A Config with only the compiled-in defaults. */
+int config_new_default(Config **ret);
+
+Config *config_free(Config *c);
+DEFINE_POINTER_CLEANUP(Config, config_free);
+
+/* Formats "file:line: key: message" (or without file/line) into buf. */
+const char *config_error_string(const ConfigError *e, char *buf, size_t size);
+
+/* Writes the effective configuration as INI, each key followed by a comment
+ * naming its source ("# default" or "# /etc/tern/tern.conf:12"), as `ternctl
+ * config` prints it. Needs the sources recorded by config_load. */
+int config_dump(const Config *c, FILE *f);
+
+/* True when domain (without trailing dot, any case) is one of local_domains. */
+bool config_is_local_domain(const Config *c, const char *domain);
+
+MailboxFormat mailbox_format_from_string(const char *s);
+const char *mailbox_format_to_string(MailboxFormat f);
+
+/* Parsers shared with tests: "10M" / "10240000" -> bytes; "5d", "300s", "1h 30min",
+ * plain number = seconds -> usec. Return 0 or -EINVAL / -ERANGE. */
+int config_parse_size(const char *s, uint64_t *ret);
+int config_parse_timespan(const char *s, uint64_t *ret_usec);

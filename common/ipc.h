@@ -1,0 +1,145 @@
+/* The one codec for messages between tern processes, over AF_UNIX
+ * SOCK_SEQPACKET sockets (one datagram = one frame, so no stream reassembly).
+ *
+ * Frame: u16 type, then fields; field = u16 tag, u32 length, length bytes.
+ * All integers little-endian. A frame is at most IPC_FRAME_MAX bytes and holds
+ * at most IPC_FIELDS_MAX fields. A file descriptor may ride along (SCM_RIGHTS).
+ *
+ * The first frame on every connection is IPC_HELLO {IPC_F_VERSION, IPC_F_ROLE},
+ * answered by IPC_HELLO from the server. A reader that meets a malformed frame,
+ * an unexpected type or a wrong version closes that peer and trusts nothing it
+ * sent. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "util.h"
+
+#define IPC_VERSION 1
+#define IPC_FRAME_MAX (128u * 1024u)
+#define IPC_DATA_CHUNK_MAX (64u * 1024u) /* body bytes per IPC_MSG_DATA frame */
+#define IPC_FIELDS_MAX 64u
+
+typedef enum IpcType {
+        IPC_HELLO = 1,          /* both ways: VERSION, ROLE ("smtpd", "sendmail", "ctl", "queued", "deliverd") */
+        IPC_ERROR,              /* server -> client: CODE (SMTP reply code), DSN ("4.3.0"), TEXT */
+
+        /* submission: smtpd or sendmail -> queued */
+        IPC_MSG_BEGIN = 10,     /* SENDER (may be empty: null sender), CLIENT_ADDR, CLIENT_NAME, HELO, PROTO,
+                                   AUTH_USER, ENVID, RET, SIZE (declared), BODY_TYPE, SMTPUTF8 (u64 0/1)
+                                   -> IPC_MSG_BEGUN {QUEUE_ID} or IPC_ERROR */
+        IPC_MSG_BEGUN,
+        IPC_MSG_RCPT,           /* RCPT (address), NOTIFY ("SUCCESS,FAILURE" / "NEVER"), ORCPT
+                                   -> IPC_MSG_RCPT_OK or IPC_ERROR (e.g. 550 5.1.1 unknown user) */
+        IPC_MSG_RCPT_OK,
+        IPC_MSG_DATA,           /* DATA (raw message bytes, CRLF line ends, not dot-stuffed); no reply */
+        IPC_MSG_END,            /* -> IPC_MSG_QUEUED {QUEUE_ID} once durable, or IPC_ERROR */
+        IPC_MSG_QUEUED,
+        IPC_MSG_ABORT,          /* discard the transaction in progress (RSET, QUIT, timeout); no reply */
+
+        /* delivery: queued -> deliverd, with the spool file's fd (read-only) */
+        IPC_DELIVER = 30,       /* QUEUE_ID, JOB (u64), RCPT_INDEX (repeated, u64, indexes into the spool file) */
+        IPC_RESULT,             /* deliverd -> queued: JOB, RCPT_INDEX, STATUS, DSN, TEXT, RELAY */
+        IPC_JOB_DONE,           /* deliverd -> queued: JOB; all RESULTs of the job were sent before */
+
+        /* queue administration: ternctl/mailq -> queued */
+        IPC_QUEUE_LIST = 50,    /* -> IPC_QUEUE_ENTRY* then IPC_QUEUE_END */
+        IPC_QUEUE_ENTRY,        /* QUEUE_ID, STATE, SENDER, SIZE, ARRIVAL, RCPT (repeated), TEXT (last error) */
+        IPC_QUEUE_END,
+        IPC_QUEUE_FLUSH,        /* QUEUE_ID optional -> IPC_QUEUE_END */
+
+        _IPC_TYPE_MAX,
+} IpcType;
+
+typedef enum IpcTag {
+        IPC_F_VERSION = 1,      /* u64 */
+        IPC_F_ROLE,             /* str */
+        IPC_F_CODE,             /* u64 SMTP reply code */
+        IPC_F_DSN,              /* str "5.1.1" */
+        IPC_F_TEXT,             /* str */
+        IPC_F_QUEUE_ID,         /* str */
+        IPC_F_SENDER,           /* str, may be empty */
+        IPC_F_RCPT,             /* str */
+        IPC_F_NOTIFY,           /* str */
+        IPC_F_ORCPT,            /* str */
+        IPC_F_ENVID,            /* str */
+        IPC_F_RET,              /* str "FULL"/"HDRS" */
+        IPC_F_CLIENT_ADDR,      /* str */
+        IPC_F_CLIENT_NAME,      /* str */
+        IPC_F_HELO,             /* str */
+        IPC_F_PROTO,            /* str "SMTP"/"ESMTP"/"ESMTPS"/"ESMTPA"/"local" */
+        IPC_F_AUTH_USER,        /* str */
+        IPC_F_SIZE,             /* u64 */
+        IPC_F_BODY_TYPE,        /* str "7BIT"/"8BITMIME" */
+        IPC_F_SMTPUTF8,         /* u64 */
+        IPC_F_DATA,             /* bytes */
+        IPC_F_JOB,              /* u64 */
+        IPC_F_RCPT_INDEX,       /* u64 */
+        IPC_F_STATUS,           /* u64 DeliveryStatus (spool.h) */
+        IPC_F_RELAY,            /* str "local", "mx.example.org[192.0.2.1]:25" */
+        IPC_F_STATE,            /* str "active", "deferred", "hold", ... */
+        IPC_F_ARRIVAL,          /* u64 usec since epoch */
+        _IPC_F_MAX,
+} IpcTag;
+
+typedef struct IpcField {
+        uint16_t tag;
+        uint32_t len;
+        const uint8_t *data; /* points into the frame buffer */
+} IpcField;
+
+typedef struct IpcMsg {
+        uint16_t type;
+        size_t n_fields;
+        IpcField fields[IPC_FIELDS_MAX];
+} IpcMsg;
+
+/* Builds one frame in a fixed buffer. Errors are sticky: the first failure
+ * (frame too large, too many fields) is returned by ipc_send. */
+typedef struct IpcWriter {
+        uint8_t buf[IPC_FRAME_MAX];
+        size_t len;
+        size_t n_fields;
+        int error;
+} IpcWriter;
+
+void ipc_writer_init(IpcWriter *w, uint16_t type);
+void ipc_put_bytes(IpcWriter *w, uint16_t tag, const void *p, size_t n);
+void ipc_put_str(IpcWriter *w, uint16_t tag, const char *s); /* NULL: field omitted */
+void ipc_put_u64(IpcWriter *w, uint16_t tag, uint64_t v);
+
+/* Parses a frame (pure: no I/O, no allocation). Checks every length and that
+ * nothing is left over. Returns 0 or -EBADMSG. Fields point into buf. */
+int ipc_parse(const void *buf, size_t len, IpcMsg *ret);
+
+/* First field with this tag, or NULL. */
+const IpcField *ipc_find(const IpcMsg *m, uint16_t tag);
+/* Returns 0, -ENOENT (absent) or -EBADMSG (not 8 bytes). */
+int ipc_get_u64(const IpcMsg *m, uint16_t tag, uint64_t *ret);
+/* A newly allocated C string of the field; -ENOENT, -EBADMSG (contains NUL or
+ * longer than max), -ENOMEM. */
+int ipc_get_str(const IpcMsg *m, uint16_t tag, size_t max, char **ret);
+int ipc_field_str(const IpcField *f, size_t max, char **ret);
+int ipc_field_u64(const IpcField *f, uint64_t *ret);
+
+/* Sends w's frame as one datagram, with fd_to_pass (>= 0) as SCM_RIGHTS.
+ * Retries EINTR; on a non-blocking socket returns -EAGAIN. Returns 0 or -errno
+ * (w->error first). */
+int ipc_send(int sockfd, const IpcWriter *w, int fd_to_pass);
+
+/* Receives one datagram into buf (size >= IPC_FRAME_MAX). Returns its length,
+ * 0 on EOF, or -errno (-EMSGSIZE if truncated, -EBADMSG if more than one fd
+ * or unexpected control data came). A received fd is stored in *ret_fd
+ * (O_CLOEXEC), or -EBADF if none; ret_fd NULL means any passed fd is closed. */
+ssize_t ipc_recv(int sockfd, void *buf, size_t size, int *ret_fd);
+
+/* Blocking helpers for simple clients (sendmail, ternctl, tests): send w, then
+ * receive one reply frame into buf and parse it into *ret. */
+int ipc_call(int sockfd, const IpcWriter *w, void *buf, size_t size, IpcMsg *ret);
+
+/* Connects a SOCK_SEQPACKET|SOCK_CLOEXEC socket to path. Returns fd or -errno. */
+int ipc_connect(const char *path);
+
+/* Sends IPC_HELLO with role, expects IPC_HELLO back with IPC_VERSION.
+ * Returns 0, -EPROTO (wrong version/answer) or -errno. */
+int ipc_hello(int sockfd, const char *role);

@@ -1,0 +1,29 @@
+/* The interface every delivery transport implements (local, smtp, later lmtp).
+ * A transport is called in a worker process for one job and fills one result
+ * per recipient of the job; it never touches the spool. */
+#pragma once
+
+#include "config.h"
+#include "spool.h"
+
+typedef struct DeliveryJob {
+        const Config *config;
+        const SpoolEnvelope *env;       /* envelope read from the spool file */
+        const uint8_t *body;            /* the whole message, mapped read-only */
+        size_t body_len;
+        const size_t *rcpt_index;       /* indexes into env->rcpts */
+        size_t n_rcpts;
+} DeliveryJob;
+
+typedef struct DeliveryResult {
+        DeliveryStatus status;          /* DELIVERED, BOUNCED or DEFERRED */
+        char dsn[16];                   /* "2.0.0", "4.4.1", "5.1.1" */
+        char relay[256];                /* "local", "mx.example.org[192.0.2.1]:25" */
+        char text[512];                 /* reply or reason, for logs and bounces */
+} DeliveryResult;
+
+/* Each fills results[0..job->n_rcpts-1] (same order as job->rcpt_index).
+ * Returns 0 when every result is filled (whatever the outcomes), -errno when
+ * the transport failed as a whole (the caller then defers all recipients). */
+int transport_local_deliver(const DeliveryJob *job, DeliveryResult *results);
+int transport_smtp_deliver(const DeliveryJob *job, DeliveryResult *results);

@@ -100,7 +100,7 @@ int spool_open_fd(int fd, SpoolFile **ret);
 SpoolFile *spool_close(SpoolFile *f);
 DEFINE_POINTER_CLEANUP(SpoolFile, spool_close);
 
-/* Looks up key; on success *ret/*ret_len point into the mapping. 0, -ENOENT, -EBADMSG. */
+/* Looks up key; on success *ret and *ret_len point into the mapping. 0, -ENOENT, -EBADMSG. */
 int spool_get(SpoolFile *f, const char *key, const uint8_t **ret, size_t *ret_len);
 /* Reads the whole envelope (not the body), validating every field
  * (version, id, rcpt_count <= SPOOL_RCPT_MAX, no NUL in strings). 0, -EBADMSG, -ENOMEM. */

@@ -1,0 +1,641 @@
+/* sendmail(8) for tern, also run as mailq and newaliases (by argv[0]).
+ * It is not setuid: it submits through queued's world-connectable socket and
+ * queued learns who we are from SO_PEERCRED. Exit codes are sysexits.h, as
+ * cron, mailx and every other caller of sendmail expect. */
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <pwd.h>
+#include <sysexits.h>
+#include <time.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <strings.h>
+
+#include "config.h"
+#include "headers.h"
+#include "queue_list.h"
+#include "submit.h"
+#include "tern-build.h"
+
+typedef enum SendmailMode {
+        MODE_SEND,
+        MODE_LIST,
+        MODE_FLUSH,
+        MODE_NEWALIASES,
+} SendmailMode;
+
+typedef struct Options {
+        const char *program;
+        SendmailMode mode;
+        const char *config;
+        const char *sender;     /* -f, NULL: the user */
+        const char *full_name;  /* -F */
+        bool extract;           /* -t */
+        bool ignore_dots;       /* -i, -oi */
+        char notify[64];        /* -N, upper case */
+        const char *ret;        /* -R */
+        const char *envid;      /* -V */
+        const char *body_type;  /* -B */
+} Options;
+
+static int usage_error(const Options *o, const char *fmt, ...) _printf_(2, 3);
+static int usage_error(const Options *o, const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "%s: ", o->program);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry '%s --help'.\n", o->program);
+        return EX_USAGE;
+}
+
+static void help(const Options *o) {
+        printf("Usage: %s [OPTION...] [--] [RECIPIENT...] < message\n"
+               "       mailq | %s -bp          list the queue\n"
+               "       %s -q                 try every deferred message now\n"
+               "\n"
+               "  -t            add the recipients of To:, Cc:, Bcc: (Bcc: is removed)\n"
+               "  -i, -oi       a line with a single dot does not end the message\n"
+               "  -f SENDER     envelope sender (-f '<>': null sender)\n"
+               "  -F NAME       full name for the From: header sendmail adds\n"
+               "  -N LIST       DSN: never or success,failure,delay\n"
+               "  -R full|hdrs  DSN: what a bounce returns\n"
+               "  -V ENVID      DSN envelope id\n"
+               "  -B 7BIT|8BITMIME  body type\n"
+               "  -c, --config FILE  configuration (default $TERN_CONFIG, %s)\n"
+               "  --help, --version\n"
+               "Accepted and ignored: -o* other than -oi, -G -U -m -n -v, -L -X -O -h -e -p -A ARG, -qINTERVAL.\n",
+               o->program, o->program, o->program, CONFIG_DEFAULT_PATH);
+}
+
+/* -N never | success,failure,delay (RFC 3461 4.1), in the upper case queued stores. */
+static bool parse_notify(const char *arg, char *out, size_t size) {
+        size_t n = strlen(arg);
+        const char *p = arg;
+
+        if (n == 0 || n >= size)
+                return false;
+        for (size_t i = 0; i <= n; i++)
+                out[i] = (char) toupper((unsigned char) arg[i]);
+        if (streq(out, "NEVER"))
+                return true;
+        for (p = out; *p;) {
+                size_t l = strcspn(p, ",");
+                if (!((l == 7 && strncmp(p, "SUCCESS", 7) == 0) ||
+                      (l == 7 && strncmp(p, "FAILURE", 7) == 0) ||
+                      (l == 5 && strncmp(p, "DELAY", 5) == 0)))
+                        return false;
+                p += l;
+                if (*p == ',')
+                        p++;
+        }
+        return true;
+}
+
+static const char *parse_upper_choice(const char *arg, const char *a, const char *b) {
+        if (strcasecmp(arg, a) == 0)
+                return a;
+        if (strcasecmp(arg, b) == 0)
+                return b;
+        return NULL;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int parse_argv(int argc, char *argv[], Options *o) {
+        enum { ARG_VERSION = 0x100, ARG_HELP };
+        static const struct option longopts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, ARG_HELP },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        /* '+': options end at the first recipient, as in Postfix on Linux. */
+        while ((c = getopt_long(argc, argv, "+A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:q::r:tv",
+                                longopts, NULL)) >= 0) {
+                switch (c) {
+                case ARG_HELP:
+                        help(o);
+                        return EX_OK;
+                case ARG_VERSION:
+                        printf("tern %s\n", TERN_VERSION);
+                        return EX_OK;
+                case 'c':
+                case 'C':
+                        o->config = optarg;
+                        break;
+                case 'B':
+                        o->body_type = parse_upper_choice(optarg, "7BIT", "8BITMIME");
+                        if (!o->body_type)
+                                return usage_error(o, "-B wants 7BIT or 8BITMIME, not \"%s\"", optarg);
+                        break;
+                case 'F':
+                        o->full_name = optarg;
+                        break;
+                case 'I':
+                        o->mode = MODE_NEWALIASES;
+                        break;
+                case 'N':
+                        if (!parse_notify(optarg, o->notify, sizeof(o->notify)))
+                                return usage_error(o, "-N wants never or a list of success, failure, delay, not \"%s\"", optarg);
+                        break;
+                case 'R':
+                        o->ret = parse_upper_choice(optarg, "FULL", "HDRS");
+                        if (!o->ret)
+                                return usage_error(o, "-R wants full or hdrs, not \"%s\"", optarg);
+                        break;
+                case 'V':
+                        o->envid = optarg;
+                        break;
+                case 'b':
+                        if (streq(optarg, "m"))
+                                o->mode = MODE_SEND;
+                        else if (streq(optarg, "p"))
+                                o->mode = MODE_LIST;
+                        else if (streq(optarg, "i"))
+                                o->mode = MODE_NEWALIASES;
+                        else
+                                return usage_error(o, "-b%s is not supported by tern", optarg);
+                        break;
+                case 'f':
+                case 'r':
+                        o->sender = optarg;
+                        break;
+                case 'i':
+                        o->ignore_dots = true;
+                        break;
+                case 'o':
+                        /* -oi is -i; the other Sendmail options (-odi, -oem, -oep,
+                         * -om, -oQ...) configure things tern decides itself. */
+                        if (streq(optarg, "i"))
+                                o->ignore_dots = true;
+                        break;
+                case 'q':
+                        if (!optarg)
+                                o->mode = MODE_FLUSH;
+                        else if (!isdigit((unsigned char) optarg[0]))
+                                return usage_error(o, "-q%s is not supported by tern", optarg);
+                        /* -q30m: a queue run interval; queued runs its own timers. */
+                        break;
+                case 't':
+                        o->extract = true;
+                        break;
+                case 'A': case 'L': case 'O': case 'X': case 'e': case 'h': case 'p':
+                case 'G': case 'U': case 'm': case 'n': case 'v':
+                        /* Compatibility flags with no meaning for tern. */
+                        break;
+                default:
+                        fprintf(stderr, "Try '%s --help'.\n", o->program);
+                        return EX_USAGE;
+                }
+        }
+        return -1;
+}
+
+/* Reads the message from fd, at most limit bytes (0: no limit). Without
+ * ignore_dots a line holding only "." ends it, as Sendmail's default. */
+static int read_message(int fd, uint64_t limit, bool ignore_dots, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap = 0, line = 0;
+
+        for (;;) {
+                if (len == cap) {
+                        size_t ncap = cap ? cap * 2 : 64 * 1024;
+                        if (ncap < cap)
+                                return -ENOMEM;
+                        char *p = realloc(buf, ncap);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        cap = ncap;
+                }
+                ssize_t n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (!ignore_dots) {
+                        const char *nl;
+                        while ((nl = memchr(buf + line, '\n', len - line))) {
+                                size_t l = (size_t) (nl - (buf + line));
+                                if ((l == 1 && buf[line] == '.') ||
+                                    (l == 2 && buf[line] == '.' && buf[line + 1] == '\r')) {
+                                        len = line;
+                                        goto done;
+                                }
+                                line = (size_t) (nl - buf) + 1;
+                        }
+                }
+                if (limit > 0 && len > limit)
+                        return -EFBIG;
+        }
+        /* A last "." without a line end ends the message too. */
+        if (!ignore_dots && len - line == 1 && buf[line] == '.')
+                len = line;
+done:
+        if (limit > 0 && len > limit)
+                return -EFBIG;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int strv_add_unique(char ***l, size_t *n, const char *s) {
+        for (size_t i = 0; i < *n; i++)
+                if (streq((*l)[i], s))
+                        return 0;
+        char **p = reallocarray_safe(*l, *n + 2, sizeof(char *));
+        if (!p)
+                return -ENOMEM;
+        *l = p;
+        p[*n] = strdup(s);
+        if (!p[*n])
+                return -ENOMEM;
+        p[++*n] = NULL;
+        return 0;
+}
+
+/* "Full Name" as an RFC 5322 display name: bare when it is atoms and spaces,
+ * else a quoted string. Control characters become spaces so -F cannot add
+ * header lines. */
+static char *display_name(const char *name) {
+        static const char atext[] = "!#$%&'*+-/=?^_`{|}~ ";
+        size_t n = strlen(name);
+        bool plain = true;
+        char *out, *o;
+
+        for (const char *p = name; *p; p++)
+                if (!(isalnum((unsigned char) *p) || (unsigned char) *p >= 0x80 ||
+                      strchr(atext, *p)))
+                        plain = false;
+        out = malloc_multiply(n + 1, 2);
+        if (!out)
+                return NULL;
+        o = out;
+        if (!plain)
+                *o++ = '"';
+        for (const char *p = name; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                if (c < 0x20 || c == 0x7f)
+                        c = ' ';
+                else if (c == '"' || c == '\\')
+                        *o++ = '\\';
+                *o++ = (char) c;
+        }
+        if (!plain)
+                *o++ = '"';
+        *o = 0;
+        return out;
+}
+
+/* The From: header sendmail adds: the envelope sender (qualified with the
+ * host name, RFC 5322 3.4.1 wants a domain) and the full name, from -F or
+ * the GECOS field. */
+static char *from_header(const Options *o, const struct passwd *pw, const char *sender,
+                         const char *hostname) {
+        _cleanup_free_ char *gecos = NULL, *name = NULL, *addr = NULL;
+        const char *full = o->full_name;
+        char *h = NULL;
+
+        if (!full && pw->pw_gecos) {
+                gecos = strndup(pw->pw_gecos, strcspn(pw->pw_gecos, ","));
+                if (!gecos)
+                        return NULL;
+                full = gecos;
+        }
+        if (isempty(sender))
+                sender = pw->pw_name;
+        if (strchr(sender, '@'))
+                addr = strdup(sender);
+        else if (asprintf(&addr, "%s@%s", sender, hostname) < 0)
+                addr = NULL;
+        if (!addr)
+                return NULL;
+        if (isempty(full)) {
+                if (asprintf(&h, "From: %s\n", addr) < 0)
+                        return NULL;
+                return h;
+        }
+        name = display_name(full);
+        if (!name || asprintf(&h, "From: %s <%s>\n", name, addr) < 0)
+                return NULL;
+        return h;
+}
+
+static void format_error(const SubmitError *e, char *buf, size_t size) {
+        const char *text = e->text;
+        char code[16] = "";
+
+        if (e->code > 0)
+                (void) snprintf(code, sizeof(code), "%u ", e->code);
+        /* Do not repeat a DSN queued already put in its text. */
+        if (!isempty(e->dsn) && strncmp(text, e->dsn, strlen(e->dsn)) != 0)
+                (void) snprintf(buf, size, "%s%s %s", code, e->dsn, text);
+        else
+                (void) snprintf(buf, size, "%s%s", code, text);
+}
+
+/* Postfix's and Sendmail's mapping of a refusal to sysexits.h. */
+static int exit_code_for(const SubmitError *e) {
+        if (e->code >= 400 && e->code < 500)
+                return EX_TEMPFAIL;
+        if (strncmp(e->dsn, "5.1.", 4) == 0 || e->code == 550)
+                return EX_NOUSER;
+        return EX_UNAVAILABLE;
+}
+
+static int lost_queue(const Options *o, int r) {
+        fprintf(stderr, "%s: lost the connection to the tern queue: %s\n", o->program,
+                strerror(-r));
+        return EX_TEMPFAIL;
+}
+
+static int refused(const Options *o, const char *what, const SubmitError *e) {
+        char buf[700];
+
+        format_error(e, buf, sizeof(buf));
+        fprintf(stderr, "%s: %s: %s\n", o->program, what, buf);
+        return exit_code_for(e);
+}
+
+/* Writes the message: the header section without Bcc:, the fields that are
+ * missing, the empty line if there was none, the body. */
+static int write_message(Submit *s, const char *msg, size_t len, const HeaderScan *h,
+                         const char *added) {
+        size_t pos = h->skip_prefix;
+        int r;
+
+        for (size_t i = 0; i < h->n_bcc; i++) {
+                r = submit_write(s, msg + pos, h->bcc[i].start - pos);
+                if (r < 0)
+                        return r;
+                pos = h->bcc[i].end;
+        }
+        r = submit_write(s, msg + pos, h->header_end - pos);
+        if (r < 0)
+                return r;
+        if (h->header_end > h->skip_prefix && msg[h->header_end - 1] != '\n') {
+                r = submit_write(s, "\n", 1);
+                if (r < 0)
+                        return r;
+        }
+        r = submit_write(s, added, strlen(added));
+        if (r < 0)
+                return r;
+        if (h->need_separator) {
+                r = submit_write(s, "\n", 1);
+                if (r < 0)
+                        return r;
+        }
+        return submit_write(s, msg + h->header_end, len - h->header_end);
+}
+
+static int send_message(const Options *o, const Config *c, char **rcpt_args) {
+        _cleanup_(submit_freep) Submit *s = NULL;
+        _cleanup_free_ char *msg = NULL, *qid = NULL, *final_id = NULL, *from = NULL,
+                            *added = NULL, *sender = NULL;
+        _cleanup_strv_free_ char **rcpts = NULL;
+        HeaderScan h = {};
+        SubmitError e;
+        size_t len, n_rcpts = 0, accepted = 0;
+        int r, ret = EX_OK;
+
+        const struct passwd *pw = getpwuid(getuid());
+        if (!pw) {
+                fprintf(stderr, "%s: cannot find the name of user id %u\n", o->program,
+                        (unsigned) getuid());
+                return EX_OSERR;
+        }
+
+        r = read_message(STDIN_FILENO, c->message_size_limit, o->ignore_dots, &msg, &len);
+        if (r == -EFBIG) {
+                fprintf(stderr, "%s: message exceeds size limit (%" PRIu64 " bytes)\n",
+                        o->program, c->message_size_limit);
+                return EX_DATAERR;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot read the message: %s\n", o->program, strerror(-r));
+                return r == -ENOMEM ? EX_OSERR : EX_IOERR;
+        }
+
+        r = headers_scan(msg, len, &h);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot read the message header: %s\n", o->program,
+                        r == -E2BIG ? "too many recipients" :
+                        r == -EINVAL ? "an address is too long" : strerror(-r));
+                return r == -ENOMEM ? EX_OSERR : EX_DATAERR;
+        }
+
+        /* Postfix's -t adds the header recipients to those of the command line. */
+        for (char **a = rcpt_args; *a && r >= 0; a++) {
+                _cleanup_strv_free_ char **l = NULL;
+                size_t n = 0;
+                r = headers_parse_address_list(*a, strlen(*a), &l, &n);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = strv_add_unique(&rcpts, &n_rcpts, l[i]);
+                if (r == -EINVAL) {
+                        headers_scan_done(&h);
+                        return usage_error(o, "recipient \"%s\" is too long", *a);
+                }
+        }
+        for (size_t i = 0; o->extract && r >= 0 && i < h.n_recipients; i++)
+                r = strv_add_unique(&rcpts, &n_rcpts, h.recipients[i]);
+        if (r < 0) {
+                headers_scan_done(&h);
+                fprintf(stderr, "%s: %s\n", o->program, strerror(-r));
+                return EX_OSERR;
+        }
+        if (n_rcpts == 0) {
+                headers_scan_done(&h);
+                fprintf(stderr, "%s: %s\n", o->program,
+                        o->extract ? "no recipient addresses found in the message header"
+                                   : "no recipients given (name them or use -t)");
+                return o->extract ? EX_DATAERR : EX_USAGE;
+        }
+
+        if (o->sender) {
+                /* "-f <a@b>" and "-f <>" are common; queued wants the bare path. */
+                size_t n = strlen(o->sender);
+                if (n >= 2 && o->sender[0] == '<' && o->sender[n - 1] == '>')
+                        sender = strndup(o->sender + 1, n - 2);
+                else
+                        sender = strdup(o->sender);
+        } else
+                sender = strdup(pw->pw_name);
+        if (!sender) {
+                headers_scan_done(&h);
+                return EX_OSERR;
+        }
+
+        r = submit_connect(c->queued_socket, &s);
+        if (r < 0) {
+                headers_scan_done(&h);
+                fprintf(stderr, "%s: cannot connect to the tern queue (%s): %s\n", o->program,
+                        c->queued_socket, strerror(-r));
+                return EX_TEMPFAIL;
+        }
+        SubmitEnvelope env = {
+                .sender = sender,
+                .size = len,
+                .envid = o->envid,
+                .ret = o->ret,
+                .body_type = o->body_type,
+        };
+        r = submit_begin(s, &env, &qid, &e);
+        if (r == -EREMOTEIO) {
+                headers_scan_done(&h);
+                return refused(o, "sender refused", &e);
+        }
+        if (r < 0) {
+                headers_scan_done(&h);
+                return lost_queue(o, r);
+        }
+        for (size_t i = 0; i < n_rcpts; i++) {
+                r = submit_rcpt(s, rcpts[i], o->notify[0] ? o->notify : NULL, &e);
+                if (r == -EREMOTEIO) {
+                        /* Like Sendmail: the others still get the message, the
+                         * exit code reports the refusal. */
+                        int x = refused(o, rcpts[i], &e);
+                        if (ret == EX_OK || x == EX_NOUSER)
+                                ret = x;
+                        continue;
+                }
+                if (r < 0) {
+                        headers_scan_done(&h);
+                        return lost_queue(o, r);
+                }
+                accepted++;
+        }
+        if (accepted == 0) {
+                headers_scan_done(&h);
+                (void) submit_abort(s);
+                return ret;
+        }
+
+        /* The fields RFC 5322 3.6 requires, when the program did not write them. */
+        char date[64] = "";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!h.has_date && localtime_r(&now, &tm))
+                (void) strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S %z\n", &tm);
+        if (!h.has_from) {
+                from = from_header(o, pw, sender, c->hostname);
+                if (!from) {
+                        headers_scan_done(&h);
+                        return EX_OSERR;
+                }
+        }
+        if (asprintf(&added, "%s%s", from ? from : "", date) < 0) {
+                headers_scan_done(&h);
+                return EX_OSERR;
+        }
+        if (!h.has_message_id) {
+                char *a = NULL;
+                if (asprintf(&a, "%sMessage-ID: <%s@%s>\n", added, qid, c->hostname) < 0) {
+                        headers_scan_done(&h);
+                        return EX_OSERR;
+                }
+                free(added);
+                added = a;
+        }
+
+        r = write_message(s, msg, len, &h, added);
+        headers_scan_done(&h);
+        if (r < 0)
+                return lost_queue(o, r);
+        if (c->message_size_limit > 0 && submit_bytes(s) > c->message_size_limit) {
+                /* The added headers or CRLF line ends made it too large. */
+                (void) submit_abort(s);
+                fprintf(stderr, "%s: message exceeds size limit (%" PRIu64 " bytes)\n",
+                        o->program, c->message_size_limit);
+                return EX_DATAERR;
+        }
+        r = submit_end(s, &final_id, &e);
+        if (r == -EREMOTEIO)
+                return refused(o, "message refused", &e);
+        if (r < 0)
+                return lost_queue(o, r);
+        return ret;
+}
+
+static int load_config(const Options *o, Config **ret) {
+        _cleanup_free_ char *dropin = NULL;
+        const char *path = o->config ? o->config : getenv("TERN_CONFIG");
+        ConfigError error = {};
+        char buf[700];
+        int r;
+
+        if (isempty(path))
+                path = CONFIG_DEFAULT_PATH;
+        if (asprintf(&dropin, "%s.d", path) < 0)
+                return EX_OSERR;
+        r = config_load(path, dropin, ret, &error);
+        if (r < 0) {
+                fprintf(stderr, "%s: %s\n", o->program,
+                        config_error_string(&error, buf, sizeof(buf)));
+                return EX_CONFIG;
+        }
+        return EX_OK;
+}
+
+static int queue_command(const Options *o, const Config *c) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (o->mode == MODE_LIST)
+                r = queue_list_print(c->queued_socket, QUEUE_LIST_HUMAN, stdout, &error);
+        else
+                r = queue_list_flush(c->queued_socket, NULL, &error);
+        if (r == -EREMOTEIO) {
+                fprintf(stderr, "%s: %s\n", o->program, error);
+                return EX_UNAVAILABLE;
+        }
+        if (r == -ENOENT || r == -ECONNREFUSED || r == -EACCES || r == -EPROTO) {
+                fprintf(stderr, "%s: cannot connect to the tern queue (%s): %s\n", o->program,
+                        c->queued_socket, strerror(-r));
+                return EX_TEMPFAIL;
+        }
+        if (r < 0)
+                return lost_queue(o, r);
+        return EX_OK;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *c = NULL;
+        const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
+        Options o = { .program = "sendmail" };
+        int r;
+
+        base = base ? base + 1 : (argv[0] ? argv[0] : "sendmail");
+        if (streq(base, "mailq")) {
+                o.program = "mailq";
+                o.mode = MODE_LIST;
+        } else if (streq(base, "newaliases")) {
+                o.program = "newaliases";
+                o.mode = MODE_NEWALIASES;
+        }
+
+        r = parse_argv(argc, argv, &o);
+        if (r >= 0)
+                return r;
+        if (o.mode == MODE_NEWALIASES) {
+                printf("%s: tern has no alias database yet; nothing to do\n", o.program);
+                return EX_OK;
+        }
+        if (o.mode != MODE_SEND && optind < argc)
+                return usage_error(&o, "unexpected argument \"%s\"", argv[optind]);
+
+        r = load_config(&o, &c);
+        if (r != EX_OK)
+                return r;
+        if (o.mode == MODE_LIST || o.mode == MODE_FLUSH)
+                return queue_command(&o, c);
+        return send_message(&o, c, argv + optind);
+}

@@ -14,6 +14,10 @@ typedef struct AddressBuf {
 } AddressBuf;
 
 static void address_buf_put(AddressBuf *b, char c) {
+        /* A NUL cannot be part of a C-string address; drop it rather than
+         * cut the address there. */
+        if (c == 0)
+                return;
         if (b->n >= HEADERS_ADDRESS_MAX) {
                 b->overflow = true;
                 return;

@@ -414,6 +414,8 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
                 return EX_OSERR;
         }
 
+        const char *hostname = isempty(c->hostname) ? "localhost" : c->hostname;
+
         r = read_message(STDIN_FILENO, c->message_size_limit, o->ignore_dots, &msg, &len);
         if (r == -EFBIG) {
                 fprintf(stderr, "%s: message exceeds size limit (%" PRIu64 " bytes)\n",
@@ -526,7 +528,7 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
         if (!h.has_date && localtime_r(&now, &tm))
                 (void) strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S %z\n", &tm);
         if (!h.has_from) {
-                from = from_header(o, pw, sender, c->hostname);
+                from = from_header(o, pw, sender, hostname);
                 if (!from) {
                         headers_scan_done(&h);
                         return EX_OSERR;
@@ -538,7 +540,7 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
         }
         if (!h.has_message_id) {
                 char *a = NULL;
-                if (asprintf(&a, "%sMessage-ID: <%s@%s>\n", added, qid, c->hostname) < 0) {
+                if (asprintf(&a, "%sMessage-ID: <%s@%s>\n", added, qid, hostname) < 0) {
                         headers_scan_done(&h);
                         return EX_OSERR;
                 }

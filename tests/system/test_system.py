@@ -96,9 +96,15 @@ class Container:
             self.pid = self._find_init()
             if self.pid is None:
                 time.sleep(0.05)
-        r = self.run(["systemctl", "is-system-running", "--wait"], check=False,
-                     timeout=timeout)
-        state = r.stdout.strip()
+        # Right after exec, systemd does not answer yet: systemctl fails to
+        # connect and prints no state. Ask again until it does.
+        while True:
+            r = self.run(["systemctl", "is-system-running", "--wait"], check=False,
+                         timeout=timeout)
+            state = r.stdout.strip()
+            if state or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         log(f"container {self.name}: systemd is PID {self.pid} (host), state {state}")
         if state != "running":
             log("failed units:\n" + self.run(["systemctl", "--failed", "--no-pager",

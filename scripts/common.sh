@@ -43,10 +43,11 @@ install_packages() {
 meson_build() {
         local dir=$1
         shift
+        # Explicit && and ||: callers may run this where set -e is off (if, ||).
         if [ -f "$dir/build.ninja" ]; then
-                meson configure "$dir" "$@" >/dev/null
+                meson configure "$dir" "$@" >/dev/null || return
         else
-                meson setup "$dir" "$root" -Dprefix=/usr/local -Dsysconfdir=/etc "$@"
+                meson setup "$dir" "$root" -Dprefix=/usr/local -Dsysconfdir=/etc "$@" || return
         fi
         ninja -C "$dir"
 }

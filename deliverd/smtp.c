@@ -554,6 +554,7 @@ static int session_run(SmtpConn *c, const DeliveryJob *job, const SmtpDest *d, D
                 char prefix[MX_NAME_MAX + INET6_ADDRSTRLEN + 40];
                 (void) snprintf(prefix, sizeof(prefix), "host %s[%s] refused to talk to me: ", c->host, c->addr);
                 error_reply(err, c, &reply, prefix, NULL);
+                conn_quit(c); /* RFC 5321 3.1: a 554 greeting still expects QUIT */
                 return 0;
         }
 

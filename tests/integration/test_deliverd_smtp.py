@@ -3,12 +3,16 @@
 message relayed through RelayHost = [127.0.0.1]:port arrives byte-exact with
 the right envelope; per-recipient 550 bounces only that recipient; 451 and a
 closed port defer and keep the message queued; SIZE, HELO fallback and a
-peer sending garbage are handled."""
+peer sending garbage are handled. With Postfix installed, Postfix's smtp-sink
+is the peer of two more tests (Debian package postfix; skipped otherwise)."""
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -295,6 +299,77 @@ def test_data_refused_with_554_bounces():
             t, "remote@example.net", "bounced", "5.7.1",
             "127.0.0.1[127.0.0.1] said: 554 5.7.1 Message rejected as spam "
             "(in reply to end of DATA command)"), what="the bounce")
+
+
+class PostfixSink:
+    """Postfix's smtp-sink on 127.0.0.1, dumping each transaction to a file."""
+
+    def __init__(self, *options):
+        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        if not os.path.exists(exe):
+            raise harness.Skip("Postfix's smtp-sink is not installed (Debian package postfix)")
+        self.dir = tempfile.mkdtemp(prefix="tern-smtp-sink-")
+        os.chmod(self.dir, 0o777)
+        self.port = harness.free_port()
+        cmd = [exe]
+        if os.geteuid() == 0:
+            cmd += ["-u", "nobody"]  # smtp-sink refuses to keep root
+        cmd += list(options) + ["-d", os.path.join(self.dir, "%H%M%S."),
+                                f"127.0.0.1:{self.port}", "10"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        harness.Tern.wait_until(lambda: harness.Tern._tcp_listening(self.port)
+                                or self.proc.poll() is not None, what="smtp-sink listening")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"smtp-sink exited with {self.proc.returncode}")
+
+    def dumps(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def test_postfix_smtp_sink_receives_the_message_dot_unstuffed():
+    with PostfixSink() as sink, harness.Tern(conf=relay_conf(sink.port)) as t:
+        submit(t, ["one@example.net", "two@example.net"])
+        relay = f"127.0.0.1[127.0.0.1]:{sink.port}"
+        for r in ("one@example.net", "two@example.net"):
+            t.wait_until(lambda: log_line(t, r, "sent", "2.0.0", "250 2.0.0 Ok", relay),
+                         what=f"{r} delivered")
+        # smtp-sink writes LF line ends and one empty line after the message;
+        # what it un-stuffed must be the message as tern received it.
+        expected_end = BODY.replace(b"\r\n", b"\n") + b"\n"
+        t.wait_until(lambda: any(d.endswith(expected_end) for d in sink.dumps()),
+                     what="smtp-sink to finish its dump file")
+        dumps = sink.dumps()
+        assert len(dumps) == 1, dumps
+        dump = dumps[0]
+        assert b"X-Helo-Args: mx.test.example\n" in dump, dump
+        assert b"X-Mail-Args: <sender@example.org>" in dump, dump
+        assert re.search(b"X-Rcpt-Args: <one@example.net>\nX-Rcpt-Args: <two@example.net>\n|"
+                         b"X-Rcpt-Args: <two@example.net>\nX-Rcpt-Args: <one@example.net>\n",
+                         dump), dump
+
+
+def test_postfix_smtp_sink_soft_rcpt_error_defers():
+    with PostfixSink("-r", "RCPT") as sink, harness.Tern(conf=relay_conf(sink.port)) as t:
+        submit(t, ["remote@example.net"])
+        t.wait_until(lambda: log_line(
+            t, "remote@example.net", "deferred", "4.3.0",
+            "127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed "
+            "(in reply to RCPT TO command)"), what="the deferral")
+        assert len(t.queue_files()) == 1
+        assert not sink.dumps()
 
 
 if __name__ == "__main__":

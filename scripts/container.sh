@@ -9,8 +9,9 @@ ct_pid=
 # Other MTAs installed on the host would be started by the container's presets
 # (they see the host's /usr) and take port 25; wait-online only slows the boot
 # of a container that has nothing but loopback.
-CT_MASKS=(postfix.service postfix@-.service exim4.service sendmail.service opensmtpd.service
-        nullmailer.service systemd-networkd-wait-online.service)
+CT_MASKS=(postfix.service postfix@-.service postfix-resolvconf.path postfix-resolvconf.service
+        exim4.service sendmail.service opensmtpd.service nullmailer.service
+        systemd-networkd-wait-online.service dovecot.service dovecot.socket dnsmasq.service)
 
 # ct_find_init PID: the first process named systemd below PID, breadth first:
 # the container's PID 1 as the host sees it.
@@ -33,7 +34,7 @@ ct_find_init() {
 
 # ct_boot STAGE NAME: boots the container and waits until systemd is up.
 ct_boot() {
-        local stage=$1 name=$2 masks=() m
+        local stage=$1 name=$2 masks=() m f
         for m in "${CT_MASKS[@]}"; do
                 masks+=("systemd.mask=$m")
         done
@@ -49,9 +50,19 @@ ct_boot() {
                 sleep 0.05
         done
         [ -n "$ct_pid" ] || die "no systemd appeared in the container"
-        local state
-        state=$(ct systemctl is-system-running --wait) || true
+        # Right after exec, systemd does not answer yet: systemctl cannot
+        # connect and prints no state. Ask again until it does.
+        local state=
+        for _ in $(seq 1 600); do
+                state=$(ct systemctl is-system-running --wait 2>/dev/null) || true
+                [ -n "$state" ] && break
+                sleep 0.05
+        done
         echo "container $name: systemd is up ($state)"
+        # The volatile /etc starts empty; swaks needs getprotobyname("tcp").
+        for f in /etc/protocols /etc/services; do
+                [ -e "$f" ] && [ ! -e "/proc/$ct_pid/root$f" ] && cp "$f" "/proc/$ct_pid/root$f"
+        done
         if [ "$state" != running ]; then
                 ct systemctl --failed --no-pager --no-legend || true
         fi

@@ -36,11 +36,17 @@ BINARIES = ("smtpd/tern-smtpd", "queued/tern-queued", "deliverd/tern-deliverd",
             "cli/ternctl", "cli/sendmail")
 # Other MTAs the host may have installed: the container's presets would start
 # them (they see the host's /usr) and one would take port 25.
-OTHER_MTAS = ("postfix.service", "postfix@-.service", "exim4.service", "sendmail.service",
+OTHER_MTAS = ("postfix.service", "postfix@-.service", "postfix-resolvconf.path",
+              "postfix-resolvconf.service", "exim4.service", "sendmail.service",
               "opensmtpd.service", "nullmailer.service", "courier-mta.service",
               "dma.service", "msmtpd.service")
-# Units that only slow the boot down or fail in a container without a network.
-USELESS_IN_CONTAINER = ("systemd-networkd-wait-online.service",)
+# Units that only slow the boot down or fail in a container without a network,
+# or that other tests install on the host (the container would start them).
+USELESS_IN_CONTAINER = ("systemd-networkd-wait-online.service", "dovecot.service",
+                        "dovecot.socket", "dnsmasq.service")
+# The volatile /etc starts empty; tools look these up (swaks:
+# getprotobyname("tcp")), so they are copied from the host.
+HOST_ETC_FILES = ("/etc/protocols", "/etc/services")
 
 SENDER = "sender@example.org"
 RCPT = "alice@localhost"
@@ -106,6 +112,9 @@ class Container:
                 break
             time.sleep(0.05)
         log(f"container {self.name}: systemd is PID {self.pid} (host), state {state}")
+        for p in HOST_ETC_FILES:
+            if os.path.exists(p) and not os.path.exists(self.path(p)):
+                shutil.copyfile(p, self.path(p))
         if state != "running":
             log("failed units:\n" + self.run(["systemctl", "--failed", "--no-pager",
                                                "--no-legend"], check=False).stdout)

@@ -383,6 +383,12 @@ with smtplib.SMTP("127.0.0.1", 25, local_hostname={HELO!r}, timeout=30) as s:
         if worst > 9.0:
             raise Failure(f"a tern unit is rated UNSAFE ({worst})")
 
+    def no_failed_units(self):
+        r = self.c.run(["systemctl", "list-units", "--failed", "--no-legend", "--plain",
+                        "tern*"], check=False)
+        if r.stdout.strip():
+            raise Failure("failed tern units:\n" + r.stdout)
+
     def dump_logs(self):
         r = self.c.run(["journalctl", "--no-pager", "-n", "300", "-u", "tern*"], check=False)
         print("----- container journal (tern units) -----\n" + r.stdout[-30000:], flush=True)
@@ -425,12 +431,16 @@ def main():
         t = SystemTest(c)
         # alice: a local user with a home directory (default MailboxPath ~/Maildir/).
         c.run(["useradd", "--create-home", "--shell", "/bin/sh", "alice"])
+        # A private home (many distributions default to 0700 or 0750): deliverd
+        # has no CAP_DAC_OVERRIDE and must write the Maildir as alice.
+        c.run(["chmod", "0700", "/home/alice"])
         t.start()
         t.defaults_deliver_locally()
         t.configure_fast_retries()
         t.deliverd_down_then_up()
         t.kill_queued_after_250()
         t.security()
+        t.no_failed_units()
         ok = True
     except Failure as e:
         print(f"system-test: FAIL: {e}", flush=True)

@@ -176,6 +176,10 @@ int mx_resolve(const char *name, bool use_mx, uint16_t port, MxTarget **ret) {
         }
 
         n_hosts = query_mx(name, hosts, ELEMENTSOF(hosts));
+        if (n_hosts == -ENXIO)
+                /* Not in the DNS: the hosts file may still know the name, as
+                 * Postfix's smtp_host_lookup = dns, native allows. */
+                n_hosts = 0;
         if (n_hosts < 0)
                 return n_hosts;
         if (mx_is_null(hosts, (size_t) n_hosts))

@@ -36,7 +36,8 @@ void mx_sort(MxHost *hosts, size_t n, uint32_t (*random_fn)(void *userdata), voi
 
 /* Resolves a destination to the addresses to try, in order: the MX hosts of
  * name when use_mx (falling back to name's own A/AAAA when it has no MX), or
- * name's addresses (a host name or an IP address) otherwise. Returns the
+ * name's addresses (a host name or an IP address) otherwise; a name the DNS
+ * does not know is still looked up with getaddrinfo (hosts file). Returns the
  * number of targets (> 0) and a new array in *ret (free()), or -ENXIO (the
  * domain or host does not exist or has no address: permanent), -EAGAIN (DNS
  * temporarily failed, or no MX host has an address), -EPERM (null MX: the

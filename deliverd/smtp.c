@@ -314,7 +314,7 @@ static bool xtext_valid(const char *s) {
 }
 
 static bool notify_valid(const char *s) {
-        if (isempty(s))
+        if (isempty(s) || strlen(s) > 64) /* "SUCCESS,FAILURE,DELAY" is the longest */
                 return false;
         for (; *s; s++)
                 if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == ','))
@@ -347,7 +347,7 @@ static int build_command(Buf *b, const SmtpConn *c, const DeliveryJob *job, cons
         int r;
 
         if (i == 0) {
-                r = buf_printf(b, "MAIL FROM:<%s>", env->sender);
+                r = buf_printf(b, "MAIL FROM:<%s>", env->sender ? env->sender : "");
                 if (r >= 0 && c->size)
                         r = buf_printf(b, " SIZE=%zu", job->body_len);
                 if (r >= 0 && c->eightbitmime && env->body_type && strcasecmp(env->body_type, "8BITMIME") == 0)
@@ -451,9 +451,15 @@ static int session_transaction(SmtpConn *c, const DeliveryJob *job, const SmtpDe
                                 break;
                         if (next_send == n_cmds - 1 && accepted == 0)
                                 break;
+                        /* Each command fits in 1024 bytes: addresses <= 256, parameters
+                         * bounded in build_command(); -ENOBUFS would be a bug. */
                         for (size_t i = next_send; i < n_cmds && i < next_send + limit; i++) {
                                 r = build_command(&b, c, job, d, i);
-                                assert(r >= 0); /* addresses <= 256, params bounded above */
+                                if (r < 0) {
+                                        error_set(&e, DELIVERY_DEFERRED, "4.3.0", "internal error: command too long");
+                                        results_rest(d, results, &e, c->relay);
+                                        return 0;
+                                }
                         }
                         next_send = next_send + limit < n_cmds ? next_send + limit : n_cmds;
                         r = conn_write(c, b.p, b.len);
@@ -599,7 +605,7 @@ static int session_run(SmtpConn *c, const DeliveryJob *job, const SmtpDest *d, D
                 return 1;
         }
         if (!c->smtputf8) {
-                bool needed = !is_ascii(job->env->sender);
+                bool needed = !is_ascii(job->env->sender ? job->env->sender : "");
                 for (size_t k = 0; k < d->n && !needed; k++)
                         needed = !is_ascii(job->env->rcpts[job->rcpt_index[d->ks[k]]].addr);
                 if (needed) {
@@ -794,7 +800,8 @@ int transport_smtp_deliver(const DeliveryJob *job, DeliveryResult *results) {
                 return -ENOMEM;
 
         /* Addresses go into command lines: refuse what could inject one. */
-        if (!command_safe(job->env->sender ? job->env->sender : "")) {
+        if (!command_safe(job->env->sender ? job->env->sender : "") ||
+            (job->env->sender && strlen(job->env->sender) > 256)) {
                 error_set(&e, DELIVERY_BOUNCED, "5.1.7", "bad sender address syntax");
                 for (size_t k = 0; k < job->n_rcpts; k++)
                         result_set(&results[k], &e, "none");

@@ -129,13 +129,45 @@ void smtp_reply_line_text(const SmtpReply *reply, const char *buf, size_t i,
         *ret_len = n;
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes available), or 0. */
+static size_t utf8_length(const unsigned char *p, size_t n) {
+        size_t l;
+
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                l = 2;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                l = 3;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                l = 4;
+        else
+                return 0;
+        if (l > n)
+                return 0;
+        for (size_t i = 1; i < l; i++)
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+        return l;
+}
+
+/* Appends what fits of p, whole UTF-8 sequences only; invalid bytes become
+ * '?' so that logs and bounces carry valid UTF-8 whatever the server sent. */
 static void append(char *out, size_t size, size_t *pos, const char *p, size_t n) {
-        if (size == 0 || *pos >= size - 1)
-                return;
-        if (n > size - 1 - *pos)
-                n = size - 1 - *pos;
-        memcpy(out + *pos, p, n);
-        *pos += n;
+        const unsigned char *u = (const unsigned char *) p;
+
+        for (size_t i = 0; i < n;) {
+                size_t l = u[i] < 0x80 ? 1 : utf8_length(u + i, n - i);
+
+                if (*pos + (l ? l : 1) > size - 1)
+                        break;
+                if (l == 0) {
+                        out[(*pos)++] = '?';
+                        i++;
+                } else {
+                        memcpy(out + *pos, p + i, l);
+                        *pos += l;
+                        i += l;
+                }
+        }
         out[*pos] = 0;
 }
 

@@ -38,7 +38,8 @@ int smtp_reply_parse(const char *buf, size_t len, const SmtpReplyLimits *limits,
 
 /* Writes the reply as one line for logs and bounces: "550 5.1.1 text of line 1
  * text of line 2", the enhanced code once, lines joined by a space, truncated
- * to fit. buf is the buffer the reply was parsed from. Returns the length. */
+ * to fit; bytes that are not valid UTF-8 become '?'. buf is the buffer the
+ * reply was parsed from. Returns the length. */
 size_t smtp_reply_format(const SmtpReply *reply, const char *buf, char *out, size_t size);
 
 /* The text of line i with a leading enhanced status code (equal to

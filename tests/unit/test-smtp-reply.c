@@ -56,6 +56,7 @@ static void test_multiline(void) {
         check_format("250 2.0.0 Ok: queued as 3A1B2C\r\n", "250 2.0.0 Ok: queued as 3A1B2C");
         check_format("451 Try later\r\n", "451 Try later");
         check_format("250-\r\n250 \r\n", "250");
+        check_format("451 4.3.0 caf\xc3\xa9 \xc3 \xff\xe2\x82\r\n", "451 4.3.0 caf\xc3\xa9 ? ???");
 }
 
 static void test_enhanced(void) {

@@ -8,7 +8,7 @@ It proves that
     compiled-in defaults (no tern.conf at all) give a working local MTA;
   - messages sent to 127.0.0.1:25 with swaks and with smtplib reach alice's
     Maildir byte-exact, and `journalctl TERN_QUEUE_ID=` shows smtpd, queued
-    and deliverd handling each;
+    and deliverd handling each; `sendmail -t` run by alice is delivered too;
   - a message accepted while deliverd is stopped stays queued and is
     delivered once deliverd's socket is back;
   - `systemctl kill -s KILL tern-queued.service` right after a 250 loses
@@ -320,6 +320,21 @@ with smtplib.SMTP("127.0.0.1", 25, local_hostname={HELO!r}, timeout=30) as s:
             self.check_journal(qid)
         wait_until(self.spool_empty, 20, "the queue to empty")
 
+    def local_submission(self):
+        log("local submission: alice runs sendmail -t (world-connectable socket, SO_PEERCRED)")
+        subject = "sendmail message"
+        msg = f"To: {RCPT}\nSubject: {subject}\n\nsubmitted locally by alice\n"
+        r = self.c.run(["runuser", "-u", "alice", "--", "/usr/local/sbin/sendmail", "-t"],
+                       input=msg, check=False)
+        if r.returncode != 0:
+            raise Failure(f"sendmail -t exited with {r.returncode}:\n{r.stdout}{r.stderr}")
+        msgs = self.wait_delivered(subject)
+        raw = msgs[0]
+        if not raw.endswith(b"\n\nsubmitted locally by alice\n") or \
+                b"\nDelivered-To: " + RCPT.encode() + b"\n" not in raw:
+            raise Failure(f"{subject}: unexpected content:\n{raw.decode(errors='replace')}")
+        log(f"{subject}: delivered")
+
     def configure_fast_retries(self):
         # A drop-in, as an administrator would add one; queued reads it at start.
         self.c.sh("mkdir -p /etc/tern/tern.conf.d && cat > /etc/tern/tern.conf.d/50-system-test.conf",
@@ -436,6 +451,7 @@ def main():
         c.run(["chmod", "0700", "/home/alice"])
         t.start()
         t.defaults_deliver_locally()
+        t.local_submission()
         t.configure_fast_retries()
         t.deliverd_down_then_up()
         t.kill_queued_after_250()

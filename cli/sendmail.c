@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "headers.h"
+#include "message.h"
 #include "queue_list.h"
 #include "submit.h"
 #include "tern-build.h"
@@ -195,57 +196,6 @@ static int parse_argv(int argc, char *argv[], Options *o) {
         return -1;
 }
 
-/* Reads the message from fd, at most limit bytes (0: no limit). Without
- * ignore_dots a line holding only "." ends it, as Sendmail's default. */
-static int read_message(int fd, uint64_t limit, bool ignore_dots, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, cap = 0, line = 0;
-
-        for (;;) {
-                if (len == cap) {
-                        size_t ncap = cap ? cap * 2 : 64 * 1024;
-                        if (ncap < cap)
-                                return -ENOMEM;
-                        char *p = realloc(buf, ncap);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                        cap = ncap;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-                if (!ignore_dots) {
-                        const char *nl;
-                        while ((nl = memchr(buf + line, '\n', len - line))) {
-                                size_t l = (size_t) (nl - (buf + line));
-                                if ((l == 1 && buf[line] == '.') ||
-                                    (l == 2 && buf[line] == '.' && buf[line + 1] == '\r')) {
-                                        len = line;
-                                        goto done;
-                                }
-                                line = (size_t) (nl - buf) + 1;
-                        }
-                }
-                if (limit > 0 && len > limit)
-                        return -EFBIG;
-        }
-        /* A last "." without a line end ends the message too. */
-        if (!ignore_dots && len - line == 1 && buf[line] == '.')
-                len = line;
-done:
-        if (limit > 0 && len > limit)
-                return -EFBIG;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
 
 static int strv_add_unique(char ***l, size_t *n, const char *s) {
         for (size_t i = 0; i < *n; i++)
@@ -262,54 +212,22 @@ static int strv_add_unique(char ***l, size_t *n, const char *s) {
         return 0;
 }
 
-/* "Full Name" as an RFC 5322 display name: bare when it is atoms and spaces,
- * else a quoted string. Control characters become spaces so -F cannot add
- * header lines. */
-static char *display_name(const char *name) {
-        static const char atext[] = "!#$%&'*+-/=?^_`{|}~ ";
-        size_t n = strlen(name);
-        bool plain = true;
-        char *out, *o;
 
-        for (const char *p = name; *p; p++)
-                if (!(isalnum((unsigned char) *p) || (unsigned char) *p >= 0x80 ||
-                      strchr(atext, *p)))
-                        plain = false;
-        out = malloc_multiply(n + 1, 2);
-        if (!out)
-                return NULL;
-        o = out;
-        if (!plain)
-                *o++ = '"';
-        for (const char *p = name; *p; p++) {
-                unsigned char c = (unsigned char) *p;
-                if (c < 0x20 || c == 0x7f)
-                        c = ' ';
-                else if (c == '"' || c == '\\')
-                        *o++ = '\\';
-                *o++ = (char) c;
-        }
-        if (!plain)
-                *o++ = '"';
-        *o = 0;
-        return out;
-}
 
-/* The From: header sendmail adds: the envelope sender (qualified with the
- * host name, RFC 5322 3.4.1 wants a domain) and the full name, from -F or
+/* The From: address and name sendmail adds: the envelope sender qualified
+ * with the host name (RFC 5322 3.4.1 wants a domain), the name from -F or
  * the GECOS field. */
-static char *from_header(const Options *o, const struct passwd *pw, const char *sender,
-                         const char *hostname) {
-        _cleanup_free_ char *gecos = NULL, *name = NULL, *addr = NULL;
-        const char *full = o->full_name;
-        char *h = NULL;
+static int from_identity(const Options *o, const struct passwd *pw, const char *sender,
+                         const char *hostname, char **ret_name, char **ret_addr) {
+        _cleanup_free_ char *name = NULL, *addr = NULL;
 
-        if (!full && pw->pw_gecos) {
-                gecos = strndup(pw->pw_gecos, strcspn(pw->pw_gecos, ","));
-                if (!gecos)
-                        return NULL;
-                full = gecos;
-        }
+        if (o->full_name)
+                name = strdup(o->full_name);
+        else
+                name = strndup(pw->pw_gecos ? pw->pw_gecos : "",
+                               strcspn(pw->pw_gecos ? pw->pw_gecos : "", ","));
+        if (!name)
+                return -ENOMEM;
         if (isempty(sender))
                 sender = pw->pw_name;
         if (strchr(sender, '@'))
@@ -317,16 +235,10 @@ static char *from_header(const Options *o, const struct passwd *pw, const char *
         else if (asprintf(&addr, "%s@%s", sender, hostname) < 0)
                 addr = NULL;
         if (!addr)
-                return NULL;
-        if (isempty(full)) {
-                if (asprintf(&h, "From: %s\n", addr) < 0)
-                        return NULL;
-                return h;
-        }
-        name = display_name(full);
-        if (!name || asprintf(&h, "From: %s <%s>\n", name, addr) < 0)
-                return NULL;
-        return h;
+                return -ENOMEM;
+        *ret_name = TAKE_PTR(name);
+        *ret_addr = TAKE_PTR(addr);
+        return 0;
 }
 
 static void format_error(const SubmitError *e, char *buf, size_t size) {
@@ -365,41 +277,11 @@ static int refused(const Options *o, const char *what, const SubmitError *e) {
         return exit_code_for(e);
 }
 
-/* Writes the message: the header section without Bcc:, the fields that are
- * missing, the empty line if there was none, the body. */
-static int write_message(Submit *s, const char *msg, size_t len, const HeaderScan *h,
-                         const char *added) {
-        size_t pos = h->skip_prefix;
-        int r;
-
-        for (size_t i = 0; i < h->n_bcc; i++) {
-                r = submit_write(s, msg + pos, h->bcc[i].start - pos);
-                if (r < 0)
-                        return r;
-                pos = h->bcc[i].end;
-        }
-        r = submit_write(s, msg + pos, h->header_end - pos);
-        if (r < 0)
-                return r;
-        if (h->header_end > h->skip_prefix && msg[h->header_end - 1] != '\n') {
-                r = submit_write(s, "\n", 1);
-                if (r < 0)
-                        return r;
-        }
-        r = submit_write(s, added, strlen(added));
-        if (r < 0)
-                return r;
-        if (h->need_separator) {
-                r = submit_write(s, "\n", 1);
-                if (r < 0)
-                        return r;
-        }
-        return submit_write(s, msg + h->header_end, len - h->header_end);
-}
 
 static int send_message(const Options *o, const Config *c, char **rcpt_args) {
         _cleanup_(submit_freep) Submit *s = NULL;
-        _cleanup_free_ char *msg = NULL, *qid = NULL, *final_id = NULL, *from = NULL,
+        _cleanup_free_ char *msg = NULL, *qid = NULL, *final_id = NULL, *from_name = NULL,
+                            *from_addr = NULL,
                             *added = NULL, *sender = NULL;
         _cleanup_strv_free_ char **rcpts = NULL;
         HeaderScan h = {};
@@ -416,7 +298,7 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
 
         const char *hostname = isempty(c->hostname) ? "localhost" : c->hostname;
 
-        r = read_message(STDIN_FILENO, c->message_size_limit, o->ignore_dots, &msg, &len);
+        r = message_read(STDIN_FILENO, c->message_size_limit, o->ignore_dots, &msg, &len);
         if (r == -EFBIG) {
                 fprintf(stderr, "%s: message exceeds size limit (%" PRIu64 " bytes)\n",
                         o->program, c->message_size_limit);
@@ -521,34 +403,21 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
                 return ret;
         }
 
-        /* The fields RFC 5322 3.6 requires, when the program did not write them. */
-        char date[64] = "";
-        time_t now = time(NULL);
-        struct tm tm;
-        if (!h.has_date && localtime_r(&now, &tm))
-                (void) strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S %z\n", &tm);
-        if (!h.has_from) {
-                from = from_header(o, pw, sender, hostname);
-                if (!from) {
-                        headers_scan_done(&h);
-                        return EX_OSERR;
-                }
-        }
-        if (asprintf(&added, "%s%s", from ? from : "", date) < 0) {
+        r = from_identity(o, pw, sender, hostname, &from_name, &from_addr);
+        if (r >= 0)
+                r = message_added_fields(&h, &(MessageOrigin) {
+                                .full_name = from_name,
+                                .address = from_addr,
+                                .queue_id = qid,
+                                .hostname = hostname,
+                                .now = time(NULL),
+                        }, &added);
+        if (r < 0) {
                 headers_scan_done(&h);
                 return EX_OSERR;
         }
-        if (!h.has_message_id) {
-                char *a = NULL;
-                if (asprintf(&a, "%sMessage-ID: <%s@%s>\n", added, qid, hostname) < 0) {
-                        headers_scan_done(&h);
-                        return EX_OSERR;
-                }
-                free(added);
-                added = a;
-        }
 
-        r = write_message(s, msg, len, &h, added);
+        r = message_write(s, msg, len, &h, added);
         headers_scan_done(&h);
         if (r < 0)
                 return lost_queue(o, r);

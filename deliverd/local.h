@@ -1,0 +1,20 @@
+/* The local transport (transport_local_deliver in transport.h): finds the
+ * recipient's account and runs one child per recipient that becomes that user
+ * and writes the Maildir or mbox (maildir.c, mbox.c). Helpers for those two
+ * files to fill a DeliveryResult are declared here. */
+#pragma once
+
+#include "transport.h"
+
+/* Fills r with status, dsn, relay "local" and a formatted text. */
+void local_result(DeliveryResult *r, DeliveryStatus status, const char *dsn, const char *fmt, ...)
+        _printf_(4, 5);
+
+/* A failed mailbox write: DEFERRED with 4.2.2 for a full quota (EDQUOT), 4.3.0
+ * for a full file system (ENOSPC), 4.2.0 otherwise; text is fmt + ": " + strerror. */
+void local_result_errno(DeliveryResult *r, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* Local part of a recipient as an account name: lowercased, without the
+ * domain, "postmaster" mapped to "root". Returns 0, -EINVAL (empty or too
+ * long for buf). Pure; exposed for tests. */
+int local_user_name(const char *rcpt, char *buf, size_t size);

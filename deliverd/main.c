@@ -1,0 +1,163 @@
+/* tern-deliverd: set-up only. Reads the configuration, takes the socket from
+ * systemd (or binds DeliverdSocket itself), enters the sandbox, and runs the
+ * event loop of server.c until SIGTERM and the last worker are done. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "log.h"
+#include "sandbox.h"
+#include "server.h"
+
+static const char *arg_config;
+
+static int parse_argv(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 'h':
+                        printf("%s [-c FILE|--config FILE]\n", argv[0]);
+                        exit(0);
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return -EINVAL;
+        if (!arg_config)
+                arg_config = getenv("TERN_CONFIG");
+        if (isempty(arg_config))
+                arg_config = CONFIG_DEFAULT_PATH;
+        return 0;
+}
+
+/* The socket systemd passed (tern-deliverd.socket), or our own bound to path
+ * with mode 0600, owned by the queue user so that queued can connect. */
+static int listen_socket(const Config *c) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        int n = sd_listen_fds(1);
+        mode_t old;
+
+        if (n > 1)
+                return log_error_errno(-EINVAL, "Expected one socket from systemd, got %d", n);
+        if (n == 1) {
+                if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
+                        return log_error_errno(-EINVAL, "The socket from systemd is not a listening "
+                                               "AF_UNIX SOCK_SEQPACKET socket");
+                return SD_LISTEN_FDS_START;
+        }
+        if (isempty(c->deliverd_socket) || strlen(c->deliverd_socket) >= sizeof(sa.sun_path))
+                return log_error_errno(-EINVAL, "DeliverdSocket is empty or too long");
+        memcpy(sa.sun_path, c->deliverd_socket, strlen(c->deliverd_socket) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "socket(): %m");
+        (void) unlink(sa.sun_path);
+        old = umask(0177);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                umask(old);
+                return log_error_errno(r, "Cannot bind \"%s\": %m", sa.sun_path);
+        }
+        umask(old);
+        if (chmod(sa.sun_path, 0600) < 0)
+                return log_error_errno(-errno, "Cannot chmod \"%s\": %m", sa.sun_path);
+        if (geteuid() == 0 && !isempty(c->queue_user)) {
+                struct passwd *pw = getpwnam(c->queue_user);
+                if (pw && chown(sa.sun_path, pw->pw_uid, pw->pw_gid) < 0)
+                        return log_error_errno(-errno, "Cannot chown \"%s\": %m", sa.sun_path);
+        }
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "listen(): %m");
+        return TAKE_FD(fd);
+}
+
+static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        Server *s = userdata;
+
+        log_info("Stopping: no new jobs, waiting for running workers");
+        (void) sd_notify(0, "STOPPING=1");
+        server_stop(s);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_free_ char *dropin = NULL;
+        ConfigError error = {};
+        char ebuf[1024];
+        sigset_t mask;
+        int fd, r;
+
+        log_open("tern-deliverd");
+        if (parse_argv(argc, argv) < 0) {
+                fprintf(stderr, "Usage: %s [-c FILE|--config FILE]\n", argv[0]);
+                return 2;
+        }
+        if (asprintf(&dropin, "%s.d", arg_config) < 0)
+                return 1;
+        r = config_load(arg_config, dropin, &config, &error);
+        if (r < 0) {
+                LogField f[] = { { "MESSAGE_ID", LOG_MID_CONFIG_ERROR } };
+                log_fields_errno(LOG_ERR, r, f, "Bad configuration: %s",
+                                 config_error_string(&error, ebuf, sizeof(ebuf)));
+                return 1;
+        }
+
+        /* Blocked for sd-event; workers inherit the mask, so SIGTERM sent to
+         * the whole cgroup lets them finish their job. */
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGTERM);
+        (void) sigaddset(&mask, SIGINT);
+        (void) sigaddset(&mask, SIGCHLD);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        fd = listen_socket(config);
+        if (fd < 0)
+                return 1;
+        r = sandbox_enter();
+        if (r < 0) {
+                (void) close(fd);
+                return log_error_errno(r, "Cannot reduce capabilities: %m"), 1;
+        }
+
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the event loop: %m"), 1;
+        r = server_new(event, config, fd, &server);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the server: %m"), 1;
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_term, server);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_term, server);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch signals: %m"), 1;
+
+        log_info("Ready, delivering with up to %" PRIu64 " workers",
+                 config->delivery_concurrency ?: 1);
+        (void) sd_notify(0, "READY=1");
+        r = sd_event_loop(event);
+        (void) sd_notify(0, "STOPPING=1");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), 1;
+        return 0;
+}

@@ -1,0 +1,518 @@
+/* deliverd's side of the queued connections: credentials check, IPC_HELLO,
+ * IPC_DELIVER validation, and a bounded set of worker processes (worker.c).
+ * Workers send their results on the connection themselves; the parent only
+ * sends IPC_JOB_DONE for a worker that died before it could. */
+#include <assert.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "server.h"
+#include "spool.h"
+#include "worker.h"
+
+/* A stuck queued must not block a worker or the parent forever. */
+#define SERVER_SEND_TIMEOUT_SEC 30
+
+typedef struct Peer Peer;
+typedef struct Job Job;
+
+struct Peer {
+        Server *server;
+        int fd;
+        sd_event_source *source;
+        bool hello;
+        bool closed;            /* EOF or error: no more reads, no more jobs */
+        unsigned n_jobs;        /* jobs (pending or running) that still use fd */
+        uid_t uid;
+        Peer *next, *prev;
+};
+
+struct Job {
+        Peer *peer;
+        uint64_t id;
+        SpoolFile *file;
+        SpoolEnvelope env;
+        const uint8_t *body;
+        size_t body_len;
+        size_t *rcpt_index;
+        size_t n_rcpts;
+        pid_t pid;
+        sd_event_source *child;
+        Job *next;
+};
+
+struct Server {
+        const Config *config;
+        sd_event *event;
+        int listen_fd;
+        sd_event_source *listen_source;
+        Peer *peers;
+        Job *pending_head, *pending_tail;
+        size_t n_workers;
+        bool stopping;
+        uid_t queue_uid;
+        bool have_queue_uid;
+        uint8_t *buf;           /* IPC_FRAME_MAX */
+        IpcWriter *writer;
+};
+
+static void peer_unref_job(Peer *p);
+
+static Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+        j->child = sd_event_source_unref(j->child);
+        spool_envelope_done(&j->env);
+        spool_close(j->file);
+        free(j->rcpt_index);
+        if (j->peer)
+                peer_unref_job(j->peer);
+        free(j);
+        return NULL;
+}
+
+static Peer *peer_free(Peer *p) {
+        if (!p)
+                return NULL;
+        if (p->server) {
+                if (p->prev)
+                        p->prev->next = p->next;
+                else
+                        p->server->peers = p->next;
+                if (p->next)
+                        p->next->prev = p->prev;
+        }
+        sd_event_source_disable_unref(p->source);
+        if (p->fd >= 0)
+                (void) close(p->fd);
+        free(p);
+        return NULL;
+}
+
+static void peer_unref_job(Peer *p) {
+        assert(p->n_jobs > 0);
+        if (--p->n_jobs == 0 && p->closed)
+                peer_free(p);
+}
+
+/* Stops reading from p. Jobs not yet started are dropped (queued is gone or
+ * misbehaved; it retries them); running workers keep the fd until they end. */
+static void peer_close(Peer *p) {
+        Server *s = p->server;
+        Job **link = &s->pending_head;
+
+        p->closed = true;
+        p->source = sd_event_source_disable_unref(p->source);
+        s->pending_tail = NULL;
+        while (*link) {
+                Job *j = *link;
+                if (j->peer == p) {
+                        *link = j->next;
+                        job_free(j);
+                } else {
+                        s->pending_tail = j;
+                        link = &j->next;
+                }
+        }
+        if (p->n_jobs == 0)
+                peer_free(p);
+}
+
+static void server_send_job_done(Server *s, Job *j) {
+        int r;
+
+        if (j->peer->closed)
+                return;
+        ipc_writer_init(s->writer, IPC_JOB_DONE);
+        ipc_put_u64(s->writer, IPC_F_JOB, j->id);
+        r = ipc_send(j->peer->fd, s->writer, -1);
+        if (r < 0)
+                log_warning_errno(r, "Cannot send the end of job %" PRIu64 " to queued: %m", j->id);
+}
+
+static void server_maybe_exit(Server *s) {
+        if (s->stopping && s->n_workers == 0)
+                (void) sd_event_exit(s->event, 0);
+}
+
+static void server_start_pending(Server *s);
+
+static int on_worker_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        Job *j = userdata;
+        Server *s = j->peer->server;
+
+        if (si->si_code != CLD_EXITED || si->si_status != 0) {
+                const char *id = j->env.id ? j->env.id : "?";
+                if (si->si_code == CLD_EXITED)
+                        log_warning("%s: delivery worker %d exited with status %d, "
+                                    "its unreported recipients will be retried",
+                                    id, (int) j->pid, si->si_status);
+                else
+                        log_warning("%s: delivery worker %d was killed by signal %d, "
+                                    "its unreported recipients will be retried",
+                                    id, (int) j->pid, si->si_status);
+                server_send_job_done(s, j);
+        }
+        s->n_workers--;
+        job_free(j);
+        server_start_pending(s);
+        server_maybe_exit(s);
+        return 0;
+}
+
+static int server_fork_worker(Server *s, Job *j) {
+        pid_t pid;
+        int r;
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                WorkerJob w = {
+                        .peer_fd = j->peer->fd,
+                        .job = j->id,
+                        .config = s->config,
+                        .env = &j->env,
+                        .body = j->body,
+                        .body_len = j->body_len,
+                        .rcpt_index = j->rcpt_index,
+                        .n_rcpts = j->n_rcpts,
+                };
+                if (s->listen_fd >= 0)
+                        (void) close(s->listen_fd);
+                worker_run(&w);
+        }
+        j->pid = pid;
+        r = sd_event_add_child(s->event, &j->child, pid, WEXITED, on_worker_exit, j);
+        if (r < 0) {
+                /* Cannot watch it: kill and reap it now, the job is deferred. */
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        s->n_workers++;
+        return 0;
+}
+
+static void server_start_job(Server *s, Job *j) {
+        int r;
+
+        if (s->stopping) {
+                server_send_job_done(s, j);
+                job_free(j);
+                return;
+        }
+        r = server_fork_worker(s, j);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot start a delivery worker, will retry: %m", j->env.id);
+                server_send_job_done(s, j);
+                job_free(j);
+        }
+}
+
+static void server_start_pending(Server *s) {
+        uint64_t max = s->config->delivery_concurrency ?: 1;
+
+        while (s->pending_head && (s->stopping || s->n_workers < max)) {
+                Job *j = s->pending_head;
+                s->pending_head = j->next;
+                if (!s->pending_head)
+                        s->pending_tail = NULL;
+                j->next = NULL;
+                server_start_job(s, j);
+        }
+}
+
+static int peer_on_hello(Peer *p, const IpcMsg *m, int fd) {
+        _cleanup_free_ char *role = NULL;
+        uint64_t version;
+        int r;
+
+        if (p->hello || fd >= 0)
+                return -EBADMSG;
+        r = ipc_get_u64(m, IPC_F_VERSION, &version);
+        if (r < 0)
+                return -EBADMSG;
+        r = ipc_get_str(m, IPC_F_ROLE, 32, &role);
+        if (r < 0)
+                return -EBADMSG;
+        if (version != IPC_VERSION || !streq(role, "queued")) {
+                log_warning("Refusing peer uid %u: IPC version %" PRIu64 ", role \"%s\"",
+                            (unsigned) p->uid, version, role);
+                return -EPROTO;
+        }
+        ipc_writer_init(p->server->writer, IPC_HELLO);
+        ipc_put_u64(p->server->writer, IPC_F_VERSION, IPC_VERSION);
+        ipc_put_str(p->server->writer, IPC_F_ROLE, "deliverd");
+        r = ipc_send(p->fd, p->server->writer, -1);
+        if (r < 0)
+                return r;
+        p->hello = true;
+        return 0;
+}
+
+/* Reads the spool file behind fd and checks the job against it. On failure
+ * the job cannot run; queued gets IPC_JOB_DONE without results. */
+static int job_load(Job *j, int fd, const char *queue_id) {
+        _cleanup_free_ bool *seen = NULL;
+        int r;
+
+        r = spool_open_fd(fd, &j->file);
+        if (r < 0)
+                return r;
+        r = spool_read_envelope(j->file, &j->env);
+        if (r < 0)
+                return r;
+        if (!streq(j->env.id, queue_id))
+                return -EBADMSG;
+        r = spool_get_body(j->file, &j->body, &j->body_len);
+        if (r < 0)
+                return r;
+        seen = new0(bool, j->env.n_rcpts);
+        if (!seen)
+                return -ENOMEM;
+        for (size_t k = 0; k < j->n_rcpts; k++) {
+                size_t i = j->rcpt_index[k];
+                if (i >= j->env.n_rcpts || seen[i])
+                        return -ERANGE;
+                seen[i] = true;
+        }
+        return 0;
+}
+
+static int peer_on_deliver(Peer *p, const IpcMsg *m, int fd_in) {
+        Server *s = p->server;
+        _cleanup_close_ int fd = fd_in;
+        _cleanup_free_ char *queue_id = NULL;
+        Job *j;
+        size_t n = 0;
+        uint64_t job_id;
+        int r;
+
+        if (!p->hello || fd < 0)
+                return -EBADMSG;
+        r = ipc_get_str(m, IPC_F_QUEUE_ID, SPOOL_ID_MAX - 1, &queue_id);
+        if (r < 0 || !spool_id_valid(queue_id))
+                return -EBADMSG;
+        if (ipc_get_u64(m, IPC_F_JOB, &job_id) < 0)
+                return -EBADMSG;
+        for (size_t i = 0; i < m->n_fields; i++) {
+                uint16_t t = m->fields[i].tag;
+                if (t == IPC_F_RCPT_INDEX)
+                        n++;
+                else if (t != IPC_F_QUEUE_ID && t != IPC_F_JOB)
+                        return -EBADMSG;
+        }
+        if (n == 0 || n > SPOOL_RCPT_MAX)
+                return -EBADMSG;
+
+        j = new0(Job, 1);
+        if (!j)
+                return -ENOMEM;
+        j->peer = p;
+        p->n_jobs++;
+        j->id = job_id;
+        j->rcpt_index = new0(size_t, n);
+        if (!j->rcpt_index) {
+                job_free(j);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_fields; i++) {
+                uint64_t v;
+                if (m->fields[i].tag != IPC_F_RCPT_INDEX)
+                        continue;
+                if (ipc_field_u64(&m->fields[i], &v) < 0) {
+                        job_free(j);
+                        return -EBADMSG;
+                }
+                j->rcpt_index[j->n_rcpts++] = (size_t) (v > SIZE_MAX ? SIZE_MAX : v);
+        }
+
+        r = job_load(j, TAKE_FD(fd), queue_id);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot deliver job %" PRIu64 ", the spool file or its "
+                                "recipient indexes are invalid: %m", queue_id, job_id);
+                server_send_job_done(s, j);
+                job_free(j);
+                return 0;
+        }
+        if (s->stopping) {
+                server_send_job_done(s, j);
+                job_free(j);
+                return 0;
+        }
+        if (s->pending_tail)
+                s->pending_tail->next = j;
+        else
+                s->pending_head = j;
+        s->pending_tail = j;
+        server_start_pending(s);
+        return 0;
+}
+
+typedef int (*PeerHandler)(Peer *p, const IpcMsg *m, int fd);
+
+static const PeerHandler peer_handlers[_IPC_TYPE_MAX] = {
+        [IPC_HELLO] = peer_on_hello,
+        [IPC_DELIVER] = peer_on_deliver,
+};
+
+static int on_peer_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Peer *p = userdata;
+        Server *s = p->server;
+        _cleanup_close_ int passed = -EBADF;
+        IpcMsg m;
+        ssize_t n;
+        int r;
+
+        n = ipc_recv(p->fd, s->buf, IPC_FRAME_MAX, &passed);
+        if (n == -EAGAIN || n == -EINTR)
+                return 0;
+        if (n == 0) {
+                log_debug("queued (uid %u) disconnected", (unsigned) p->uid);
+                peer_close(p);
+                return 0;
+        }
+        if (n < 0) {
+                log_warning_errno((int) n, "Closing queued connection (uid %u): %m", (unsigned) p->uid);
+                peer_close(p);
+                return 0;
+        }
+        r = ipc_parse(s->buf, (size_t) n, &m);
+        if (r >= 0)
+                r = m.type < _IPC_TYPE_MAX && peer_handlers[m.type]
+                            ? peer_handlers[m.type](p, &m, TAKE_FD(passed))
+                            : -EBADMSG;
+        if (r < 0) {
+                log_warning_errno(r, "Closing queued connection (uid %u) after a bad "
+                                  "message, trusting nothing it sent: %m", (unsigned) p->uid);
+                peer_close(p);
+        }
+        return 0;
+}
+
+static bool server_uid_allowed(Server *s, uid_t uid) {
+        return uid == 0 || uid == getuid() || (s->have_queue_uid && uid == s->queue_uid);
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+        _cleanup_close_ int cfd = -EBADF;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        struct timeval tv = { .tv_sec = SERVER_SEND_TIMEOUT_SEC };
+        Peer *p;
+        int r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(-errno, "accept() on the deliverd socket failed, ignoring: %m");
+                return 0;
+        }
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return log_warning_errno(-errno, "Cannot read peer credentials, closing: %m"), 0;
+        if (!server_uid_allowed(s, cred.uid)) {
+                log_warning("Refusing connection from uid %u (pid %d): only root and the "
+                            "queue user may hand over jobs", (unsigned) cred.uid, (int) cred.pid);
+                return 0;
+        }
+        /* Blocking with a send timeout: workers share this socket and must
+         * not see EAGAIN; the parent only reads when epoll says so. */
+        (void) setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+        p = new0(Peer, 1);
+        if (!p)
+                return log_error_errno(-ENOMEM, "Out of memory accepting a connection"), 0;
+        p->server = s;
+        p->uid = cred.uid;
+        p->fd = TAKE_FD(cfd);
+        p->next = s->peers;
+        if (s->peers)
+                s->peers->prev = p;
+        s->peers = p;
+        r = sd_event_add_io(s->event, &p->source, p->fd, EPOLLIN, on_peer_io, p);
+        if (r < 0) {
+                log_error_errno(r, "Cannot watch a queued connection: %m");
+                peer_free(p);
+        }
+        return 0;
+}
+
+int server_new(sd_event *e, const Config *c, int listen_fd, Server **ret) {
+        _cleanup_(server_freep) Server *s = new0(Server, 1);
+        int r;
+
+        if (!s) {
+                (void) close(listen_fd);
+                return -ENOMEM;
+        }
+        s->config = c;
+        s->event = sd_event_ref(e);
+        s->listen_fd = listen_fd;
+        s->buf = malloc(IPC_FRAME_MAX);
+        s->writer = malloc(sizeof(IpcWriter));
+        if (!s->buf || !s->writer)
+                return -ENOMEM;
+        if (!isempty(c->queue_user)) {
+                struct passwd *pw = getpwnam(c->queue_user);
+                if (pw) {
+                        s->queue_uid = pw->pw_uid;
+                        s->have_queue_uid = true;
+                } else
+                        log_warning("Queue user \"%s\" does not exist, accepting only root and "
+                                    "uid %u", c->queue_user, (unsigned) getuid());
+        }
+        r = sd_event_add_io(e, &s->listen_source, listen_fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void server_stop(Server *s) {
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        server_start_pending(s); /* with stopping set: JOB_DONE for each */
+        server_maybe_exit(s);
+}
+
+Server *server_free(Server *s) {
+        if (!s)
+                return NULL;
+        while (s->pending_head) {
+                Job *j = s->pending_head;
+                s->pending_head = j->next;
+                job_free(j);
+        }
+        /* Running jobs belong to their peers' lifetime: the loop has ended,
+         * so only the parent's bookkeeping is released here. */
+        for (Peer *p = s->peers, *next; p; p = next) {
+                next = p->next;
+                p->server = NULL;
+                p->prev = p->next = NULL;
+                sd_event_source_disable_unref(p->source);
+                p->source = NULL;
+                if (p->n_jobs == 0) {
+                        (void) close(p->fd);
+                        free(p);
+                } else
+                        p->closed = true;
+        }
+        sd_event_source_disable_unref(s->listen_source);
+        if (s->listen_fd >= 0)
+                (void) close(s->listen_fd);
+        sd_event_unref(s->event);
+        free(s->buf);
+        free(s->writer);
+        free(s);
+        return NULL;
+}

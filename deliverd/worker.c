@@ -1,0 +1,168 @@
+/* The delivery worker: one forked process per job. Local recipients go first,
+ * while the process still holds CAP_SETUID/CAP_SETGID; then it drops to an
+ * unprivileged user for the SMTP transport. Every result is logged here, in
+ * the Postfix shape, and sent to queued as soon as its group is done. */
+#include <inttypes.h>
+#include <time.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "sandbox.h"
+#include "worker.h"
+
+bool worker_is_local(const Config *c, const char *rcpt) {
+        const char *at = strrchr(rcpt, '@');
+
+        return !at || config_is_local_domain(c, at + 1);
+}
+
+static const char *worker_mid(DeliveryStatus s) {
+        switch (s) {
+        case DELIVERY_DELIVERED:
+                return LOG_MID_DELIVERED;
+        case DELIVERY_BOUNCED:
+                return LOG_MID_BOUNCED;
+        default:
+                return LOG_MID_DEFERRED;
+        }
+}
+
+static void worker_defer_all(DeliveryResult *results, size_t n, const char *relay,
+                             const char *what, const char *why) {
+        for (size_t k = 0; k < n; k++) {
+                results[k] = (DeliveryResult) { .status = DELIVERY_DEFERRED };
+                (void) snprintf(results[k].dsn, sizeof(results[k].dsn), "4.3.0");
+                (void) snprintf(results[k].relay, sizeof(results[k].relay), "%s", relay);
+                (void) snprintf(results[k].text, sizeof(results[k].text), "%s%s%s", what,
+                                why ? ": " : "", why ?: "");
+        }
+}
+
+/* Logs one result and sends it. Returns 0 or -errno of the send. */
+static int worker_report(const WorkerJob *w, IpcWriter *iw, size_t index, DeliveryResult *res) {
+        const SpoolEnvelope *env = w->env;
+        const char *rcpt = env->rcpts[index].addr;
+        const char *status;
+        char delay[32];
+        struct timespec ts;
+        uint64_t now, d;
+        int r;
+
+        /* A transport bug must not reach queued as garbage. */
+        if (res->status != DELIVERY_DELIVERED && res->status != DELIVERY_BOUNCED &&
+            res->status != DELIVERY_DEFERRED) {
+                res->status = DELIVERY_DEFERRED;
+                (void) snprintf(res->dsn, sizeof(res->dsn), "4.3.0");
+                (void) snprintf(res->text, sizeof(res->text), "transport gave no result");
+        }
+        res->dsn[sizeof(res->dsn) - 1] = 0;
+        res->relay[sizeof(res->relay) - 1] = 0;
+        res->text[sizeof(res->text) - 1] = 0;
+        if (!res->relay[0])
+                (void) snprintf(res->relay, sizeof(res->relay), "none");
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+        d = now > env->arrival_usec ? now - env->arrival_usec : 0;
+        (void) snprintf(delay, sizeof(delay), "%" PRIu64 ".%02" PRIu64, d / 1000000u,
+                        (d % 1000000u) / 10000u);
+        status = delivery_status_to_string(res->status);
+
+        LogField fields[] = {
+                { "MESSAGE_ID", worker_mid(res->status) },
+                { "TERN_QUEUE_ID", env->id },
+                { "TERN_RCPT", rcpt },
+                { "TERN_FROM", env->sender },
+                { "TERN_RELAY", res->relay },
+                { "TERN_DSN", res->dsn },
+                { "TERN_STATUS", status },
+                { "TERN_DELAY", delay },
+        };
+        (void) log_fields(res->status == DELIVERY_DELIVERED ? LOG_INFO : LOG_NOTICE, fields,
+                          "%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", env->id, rcpt,
+                          res->relay, delay, res->dsn, status, res->text);
+
+        ipc_writer_init(iw, IPC_RESULT);
+        ipc_put_u64(iw, IPC_F_JOB, w->job);
+        ipc_put_u64(iw, IPC_F_RCPT_INDEX, index);
+        ipc_put_u64(iw, IPC_F_STATUS, (uint64_t) res->status);
+        ipc_put_str(iw, IPC_F_DSN, res->dsn);
+        ipc_put_str(iw, IPC_F_TEXT, res->text);
+        ipc_put_str(iw, IPC_F_RELAY, res->relay);
+        r = ipc_send(w->peer_fd, iw, -1);
+        if (r < 0)
+                log_warning_errno(r, "%s: cannot send the result for <%s> to queued: %m", env->id, rcpt);
+        return r;
+}
+
+/* Delivers one group (all local or all remote) and reports it. */
+static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, size_t n, bool local) {
+        _cleanup_free_ DeliveryResult *results = new0(DeliveryResult, n);
+        DeliveryJob job = {
+                .config = w->config,
+                .env = w->env,
+                .body = w->body,
+                .body_len = w->body_len,
+                .rcpt_index = idx,
+                .n_rcpts = n,
+        };
+        int r, ret = 0;
+
+        if (!results)
+                return -ENOMEM;
+        if (local) {
+                r = transport_local_deliver(&job, results);
+                if (r < 0)
+                        worker_defer_all(results, n, "local", "local delivery failed", strerror(-r));
+        } else {
+#ifdef TERN_NO_SMTP_TRANSPORT
+                worker_defer_all(results, n, "none", "remote delivery not available in this build", NULL);
+#else
+                r = sandbox_drop_for_remote();
+                if (r < 0)
+                        worker_defer_all(results, n, "none", "cannot drop privileges", strerror(-r));
+                else {
+                        r = transport_smtp_deliver(&job, results);
+                        if (r < 0)
+                                worker_defer_all(results, n, "none", "remote delivery failed", strerror(-r));
+                }
+#endif
+        }
+        for (size_t k = 0; k < n; k++) {
+                r = worker_report(w, iw, idx[k], &results[k]);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+_Noreturn void worker_run(const WorkerJob *w) {
+        _cleanup_free_ size_t *local = new0(size_t, w->n_rcpts);
+        _cleanup_free_ size_t *remote = new0(size_t, w->n_rcpts);
+        _cleanup_free_ IpcWriter *iw = malloc(sizeof(IpcWriter));
+        size_t n_local = 0, n_remote = 0;
+        int r = 0;
+
+        if (!local || !remote || !iw)
+                _exit(1);
+        for (size_t k = 0; k < w->n_rcpts; k++) {
+                size_t i = w->rcpt_index[k];
+                if (worker_is_local(w->config, w->env->rcpts[i].addr))
+                        local[n_local++] = i;
+                else
+                        remote[n_remote++] = i;
+        }
+        if (n_local > 0)
+                r = worker_group(w, iw, local, n_local, true);
+        if (n_remote > 0) {
+                int q = worker_group(w, iw, remote, n_remote, false);
+                if (r == 0)
+                        r = q;
+        }
+        if (r < 0)
+                _exit(1);
+        ipc_writer_init(iw, IPC_JOB_DONE);
+        ipc_put_u64(iw, IPC_F_JOB, w->job);
+        r = ipc_send(w->peer_fd, iw, -1);
+        _exit(r < 0 ? 1 : 0);
+}

@@ -305,4 +305,5 @@ def test_smtp_to_maildir_end_to_end():
         assert b"\n".join(lines[i:]) == BODY.replace(b"\r\n", b"\n"), rest
 
 
-harness.main(globals())
+if __name__ == "__main__":
+    harness.main(globals())

@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -131,7 +132,7 @@ static const char *local_hostname(const Config *c, char *buf, size_t size) {
 
 /* Runs in the child: never returns. */
 _Noreturn static void local_child(const DeliveryJob *job, const char *rcpt, const LocalUser *u,
-                                  const char *path, int pipefd) {
+                                  const char *path, int pipefd, pid_t parent) {
         const Config *c = job->config;
         uint64_t timeout = c->local_delivery_timeout_usec ?: LOCAL_TIMEOUT_DEFAULT_USEC;
         struct itimerval it = {
@@ -153,6 +154,11 @@ _Noreturn static void local_child(const DeliveryJob *job, const char *rcpt, cons
         (void) setitimer(ITIMER_REAL, &it, NULL);
 
         r = local_become(u);
+        /* Set after the uid change, which clears it: if the worker is
+         * killed, its results are lost and queued retries the recipient, so
+         * this child must not go on to write a copy nobody records. */
+        if (r >= 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+                _exit(1);
         if (r < 0) {
                 local_result(&res, DELIVERY_DEFERRED, "4.3.0", "cannot change to user \"%s\": %s",
                              u->name, strerror(-r));
@@ -256,7 +262,7 @@ static void local_deliver_one(const DeliveryJob *job, const char *rcpt, Delivery
         size_t got = 0;
         int fds[2], r, status;
         bool timed_out = false;
-        pid_t pid;
+        pid_t pid, worker = getpid();
 
         if (!local_lookup(rcpt, &u, res))
                 return;
@@ -285,7 +291,7 @@ static void local_deliver_one(const DeliveryJob *job, const char *rcpt, Delivery
                 return;
         }
         if (pid == 0) {
-                local_child(job, rcpt, &u, path, wfd);
+                local_child(job, rcpt, &u, path, wfd, worker);
         }
         (void) close(TAKE_FD(wfd));
 

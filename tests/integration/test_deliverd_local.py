@@ -286,6 +286,64 @@ def test_sigterm_lets_running_workers_finish():
         assert not os.path.exists(mbox + ".lock")
 
 
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_killed_worker_gets_job_done_from_the_parent_and_writes_nothing():
+    import fcntl
+    with harness.Tern(conf="[Local]\nMailboxFormat = mbox\n", start=()) as t:
+        mbox = os.path.join(t.dir, "mail", f"{t.user}.mbox")
+        with open(os.path.join(t.conf_path + ".d", "60-mbox.conf"), "w") as f:
+            f.write(f"[Local]\nMailboxPath = {t.dir}/mail/%u.mbox\n")
+        t.start("deliverd")
+        qid, fd = spool(t, [f"{t.user}@{t.domain}"])
+        holder = open(mbox, "ab")
+        fcntl.lockf(holder, fcntl.LOCK_EX)
+        with connect(t) as c:
+            deliver(c, qid, fd, 5, [0])
+            t.wait_until(lambda: os.path.exists(mbox + ".lock"), what="dot-lock taken")
+            (worker,) = children(t.procs["deliverd"].pid)
+            (child,) = children(worker)
+            os.kill(worker, signal.SIGKILL)
+            assert collect(c, 5) == {}
+            t.wait_until(lambda: gone(child), what="the delivery child to die with its worker")
+            fcntl.lockf(holder, fcntl.LOCK_UN)
+            holder.close()
+            # deliverd is still serving.
+            qid2, fd2 = spool(t, [f"{t.user}@{t.domain}"])
+            os.unlink(mbox + ".lock")  # left by the killed child, as after any kill -9
+            deliver(c, qid2, fd2, 6, [0])
+            assert collect(c, 6) == {0: (ipc.DELIVERED, "2.0.0", "local", "delivered to mailbox")}
+        with open(mbox, "rb") as f:
+            assert f.read().count(b"\nReturn-Path: ") == 1
+        assert f"delivery worker {worker} was killed by signal 9" in t.log("deliverd")
+
+
+def test_capabilities_are_reduced():
+    if os.geteuid() != 0:
+        raise harness.Skip("deliverd keeps no capabilities to reduce when not root")
+    with harness.Tern(start=("deliverd",)) as t:
+        with open(f"/proc/{t.procs['deliverd'].pid}/status") as f:
+            caps = dict(line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))
+        want = (1 << 6) | (1 << 7) | (1 << 5)   # CAP_SETGID, CAP_SETUID, CAP_KILL
+        assert int(caps["CapBnd"], 16) == want, caps
+        assert int(caps["CapEff"], 16) == want, caps
+        assert int(caps["CapPrm"], 16) == want, caps
+
+
 def test_smtp_to_maildir_end_to_end():
     with harness.Tern() as t:
         rcpt = f"{t.user}@{t.domain}"

@@ -151,6 +151,63 @@ def test_child_writes_as_the_recipient_without_dac_override():
         assert t.delivered("nobody") == [stored(SENDER, "nobody@localhost", BODY)]
 
 
+def test_not_root_delivers_only_to_its_own_user():
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to start deliverd as another user")
+    import pwd
+    import subprocess
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        raise harness.Skip("no user nobody")
+    with harness.Tern(start=()) as t:
+        os.chown(t.run_dir, nobody.pw_uid, nobody.pw_gid)
+        os.makedirs(os.path.join(t.mail_dir, "nobody"))
+        os.chown(os.path.join(t.mail_dir, "nobody"), nobody.pw_uid, nobody.pw_gid)
+        with t._logfile("deliverd") as log:
+            t.procs["deliverd"] = subprocess.Popen(
+                [harness.binary("deliverd/tern-deliverd"), "-c", t.conf_path], env=t.env,
+                user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        t.wait_until(lambda: t._seqpacket_accepts(t.deliverd_socket) or t._died("deliverd"),
+                     what="deliverd listening")
+        assert os.stat(t.deliverd_socket).st_mode & 0o777 == 0o600
+        qid, fd = spool(t, [f"root@{t.domain}", "nobody@localhost"])
+        with connect(t) as c:
+            deliver(c, qid, fd, 1, [0, 1])
+            res = collect(c, 1)
+        assert res == {
+            0: (ipc.DEFERRED, "4.3.0", "local", 'cannot change to user "root" (not running as root)'),
+            1: (ipc.DELIVERED, "2.0.0", "local", "delivered to maildir"),
+        }, res
+        assert t.delivered("nobody") == [stored(SENDER, "nobody@localhost", BODY)]
+
+
+def test_other_users_are_refused_by_credentials():
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to connect as another user")
+    import subprocess
+    with harness.Tern(start=("deliverd",)) as t:
+        # The socket's mode is the first barrier; open it to test the second.
+        os.chmod(t.deliverd_socket, 0o666)
+        script = ("import socket, struct, sys\n"
+                  "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+                  "s.connect(sys.argv[1])\n"
+                  "hello = struct.pack('<HHIQHI', 1, 1, 8, 1, 2, 6) + b'queued'\n"
+                  "try:\n"
+                  "    s.send(hello)\n"
+                  "    print('EOF' if s.recv(65536) == b'' else 'ANSWERED')\n"
+                  "except ConnectionResetError:\n"
+                  "    print('EOF')\n")
+        py = "/usr/bin/python3"
+        if not os.access(py, os.X_OK):
+            raise harness.Skip("no system python3 that user nobody can run")
+        out = subprocess.run([py, "-c", script, t.deliverd_socket], user="nobody",
+                             capture_output=True, timeout=30)
+        assert out.stdout == b"EOF\n", out
+        assert "Refusing connection from uid" in t.log("deliverd")
+
+
 def test_remote_recipient_goes_to_the_smtp_transport():
     # A relay host on a closed port: the SMTP transport (or, in a build
     # without it, the dispatcher) defers with a 4.x.x code.

@@ -42,8 +42,11 @@ int sandbox_enter(void) {
                 if (cap_get_flag(caps, sandbox_keep[i], CAP_PERMITTED, &v) == 0 && v == CAP_SET)
                         have[n++] = sandbox_keep[i];
         }
+        /* Only what is still in the bounding set: under the unit the set is
+         * already CAP_SETUID CAP_SETGID and CAP_SETPCAP, which dropping needs,
+         * is gone. */
         for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
-                if (sandbox_kept(c) || !CAP_IS_SUPPORTED(c))
+                if (sandbox_kept(c) || !CAP_IS_SUPPORTED(c) || cap_get_bound(c) <= 0)
                         continue;
                 if (cap_drop_bound(c) < 0 && errno != EINVAL) {
                         r = -errno;

@@ -224,6 +224,75 @@ def test_remote_recipient_goes_to_the_smtp_transport():
         assert len(t.delivered()) == 1
 
 
+def socket_uid(port):
+    """uid owning the local TCP socket bound to 127.0.0.1:port (from /proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                return int(fields[7])
+    return None
+
+
+def test_remote_delivery_runs_unprivileged():
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    seen = {}
+
+    def serve():
+        conn, peer = srv.accept()
+        seen["uid"] = socket_uid(peer[1])
+        f = conn.makefile("rb")
+        conn.sendall(b"220 sink ESMTP\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                conn.sendall(b"354 go\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    chunk = f.readline()
+                    if not chunk:
+                        break
+                    data += chunk
+                seen["data"] = data
+                conn.sendall(b"250 2.0.0 Ok: queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        with harness.Tern(conf=f"[Delivery]\nRelayHost = [127.0.0.1]:{port}\n",
+                          start=("deliverd",)) as t:
+            # (No bare CR: the SMTP client is free to normalise it.)
+            body = BODY.replace(b"bare\rCR", b"bare CR")
+            qid, fd = spool(t, ["someone@example.net"], body=body)
+            with connect(t) as c:
+                deliver(c, qid, fd, 4, [0])
+                res = collect(c, 4)
+            if res[0][3] == "remote delivery not available in this build":
+                raise harness.Skip("built without the SMTP transport")
+            assert res[0][:2] == (ipc.DELIVERED, "2.0.0"), res
+            th.join(10)
+            assert seen["data"] == body + b".\r\n", seen
+            if os.geteuid() == 0:
+                import pwd
+                assert seen["uid"] == pwd.getpwnam("nobody").pw_uid, seen
+    finally:
+        srv.close()
+
+
 def test_bad_frames_close_the_connection():
     with harness.Tern(start=("deliverd",)) as t:
         qid, fd = spool(t, [f"{t.user}@{t.domain}"])

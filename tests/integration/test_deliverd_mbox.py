@@ -243,6 +243,35 @@ def test_symlinked_or_hard_linked_mbox_is_refused():
         t.__exit__(None, None, None)
 
 
+def test_shared_spool_directory_uses_its_group():
+    # Debian's /var/mail: root:mail 2775. The child, being the recipient, gets
+    # the directory's group to create the mailbox and the dot-lock.
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to deliver to another user")
+    import grp
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+        mail = grp.getgrnam("mail")
+    except KeyError:
+        raise harness.Skip("no user nobody or group mail")
+    with harness.Tern(start=()) as t:
+        spool_dir = os.path.join(t.dir, "varmail")
+        os.mkdir(spool_dir)
+        os.chown(spool_dir, 0, mail.gr_gid)
+        os.chmod(spool_dir, 0o2775)
+        with open(os.path.join(t.conf_path + ".d", "60-mbox.conf"), "w") as f:
+            f.write(f"[Local]\nMailboxFormat = mbox\nMailboxPath = {spool_dir}/%u\n")
+        t.start("deliverd")
+        qid, fd = spool(t, ["nobody@localhost"])
+        with connect(t) as c:
+            deliver(c, qid, fd, 1, [0])
+            assert collect(c, 1) == {0: (ipc.DELIVERED, "2.0.0", "local", "delivered to mailbox")}
+        st = os.stat(os.path.join(spool_dir, "nobody"))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody.pw_uid, mail.gr_gid, 0o600), st
+        assert os.listdir(spool_dir) == ["nobody"]
+
+
 def test_smtp_to_mbox_end_to_end():
     with harness.Tern(start=()) as t:
         with open(os.path.join(t.conf_path + ".d", "60-mbox.conf"), "w") as f:

@@ -1,0 +1,67 @@
+/* The SMTP command tokenizer: one command line (without its CRLF) becomes a
+ * verb, its argument and, for MAIL and RCPT, a parsed path and ESMTP
+ * parameters. Pure: no I/O, no allocation, no global state. */
+#pragma once
+
+#include "address.h"
+#include "util.h"
+
+/* RFC 5321 4.5.3.1.4: 512 octets including CRLF. None of our extensions
+ * (SIZE, BODY) asks for more (RFC 1869 4.1.2 would allow it per extension). */
+#define COMMAND_LINE_MAX 512u
+#define COMMAND_PARAMS_MAX 8u
+
+typedef enum SmtpVerb {
+        SMTP_VERB_HELO,
+        SMTP_VERB_EHLO,
+        SMTP_VERB_MAIL,
+        SMTP_VERB_RCPT,
+        SMTP_VERB_DATA,
+        SMTP_VERB_RSET,
+        SMTP_VERB_NOOP,
+        SMTP_VERB_QUIT,
+        SMTP_VERB_VRFY,
+        SMTP_VERB_HELP,
+        _SMTP_VERB_MAX,
+        _SMTP_VERB_INVALID = -EINVAL,
+} SmtpVerb;
+
+/* Why a line was refused; each maps to one reply in session.c. */
+typedef enum CommandError {
+        COMMAND_OK,
+        COMMAND_UNKNOWN,        /* 500 5.5.2: not a verb we know */
+        COMMAND_SYNTAX,         /* 501 5.5.4: the verb's argument grammar */
+        COMMAND_BAD_PATH,       /* 501 5.1.7 / 5.1.3: the path does not parse */
+        COMMAND_PATH_TOO_LONG,  /* 501 5.1.x: a limit of RFC 5321 4.5.3.1 */
+        COMMAND_BAD_PARAM,      /* 501 5.5.4: malformed esmtp-param */
+        COMMAND_TOO_MANY_PARAMS,/* 501 5.5.4 */
+        _COMMAND_ERROR_MAX,
+} CommandError;
+
+/* An ESMTP parameter "KEY[=VALUE]"; pointers into the line, not terminated. */
+typedef struct CommandParam {
+        const char *key;
+        size_t key_len;
+        const char *value; /* NULL when there was no '=' */
+        size_t value_len;
+} CommandParam;
+
+typedef struct Command {
+        SmtpVerb verb;
+        const char *arg;   /* text after "VERB " (HELO, EHLO, VRFY, HELP, NOOP); may be "" */
+        size_t arg_len;
+        Address path;      /* MAIL, RCPT */
+        CommandParam params[COMMAND_PARAMS_MAX];
+        size_t n_params;
+} Command;
+
+/* Parses n bytes at line (no CR LF). Returns COMMAND_OK and fills *ret, or the
+ * reason of the refusal (ret->verb is then set when the verb was known, else
+ * _SMTP_VERB_INVALID). Pointers in *ret point into line. */
+CommandError command_parse(const char *line, size_t n, Command *ret);
+
+/* "HELO", "MAIL", ...; NULL for an invalid verb. */
+const char *smtp_verb_to_string(SmtpVerb v);
+
+/* Case-insensitive comparison of a parameter key with a C string. */
+bool command_param_is(const CommandParam *p, const char *key);

@@ -146,10 +146,12 @@ _Noreturn static void local_child(const DeliveryJob *job, const char *rcpt, cons
         bool mbox = c->mailbox_format == MAILBOX_MBOX;
         int r;
 
-        /* deliverd blocks signals for sd-event; the child must die on SIGALRM,
-         * which outlives setuid and needs no CAP_KILL. */
+        /* The time limit is SIGALRM, which outlives setuid and needs no
+         * CAP_KILL. SIGTERM stays blocked as in the worker: stopping deliverd
+         * lets a delivery finish rather than cut an mbox append short. */
         (void) sigemptyset(&all);
-        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+        (void) sigaddset(&all, SIGALRM);
+        (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
         (void) signal(SIGALRM, SIG_DFL);
         (void) setitimer(ITIMER_REAL, &it, NULL);
 
@@ -182,7 +184,8 @@ _Noreturn static void local_child(const DeliveryJob *job, const char *rcpt, cons
                         local_result_errno(&res, r, "cannot format mbox separator");
                         goto out;
                 }
-                mbox_deliver(path, from, msg, len, &res);
+                /* Half of the time limit for the locks, the rest for writing. */
+                mbox_deliver(path, from, msg, len, timeout / 2, &res);
         } else {
                 char host[256];
                 maildir_deliver(path, local_hostname(c, host, sizeof(host)), msg, len, &res);
@@ -335,7 +338,8 @@ static void local_deliver_one(const DeliveryJob *job, const char *rcpt, Delivery
                 local_result(res, child.status, child.dsn, "%s", child.text);
                 return;
         }
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+        if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) ||
+            (WIFEXITED(status) && WEXITSTATUS(status) == LOCAL_EXIT_TIMEOUT))
                 local_result(res, DELIVERY_DEFERRED, "4.3.0", "delivery timed out");
         else if (WIFSIGNALED(status))
                 local_result(res, DELIVERY_DEFERRED, "4.3.0", "local delivery process killed by signal %d",

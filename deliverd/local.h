@@ -6,6 +6,9 @@
 
 #include "transport.h"
 
+/* Exit status of a local-delivery child stopped by its time limit. */
+#define LOCAL_EXIT_TIMEOUT 75
+
 /* Fills r with status, dsn, relay "local" and a formatted text. */
 void local_result(DeliveryResult *r, DeliveryStatus status, const char *dsn, const char *fmt, ...)
         _printf_(4, 5);

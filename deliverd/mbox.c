@@ -5,6 +5,8 @@
  * when deliverd could not add its group, see local.c), the dot-lock is skipped
  * and the fcntl lock alone protects the file. Runs as the recipient. */
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -12,6 +14,22 @@
 #include "mbox.h"
 
 #define MBOX_LOCK_RETRY_NSEC (50 * 1000 * 1000)
+
+/* What the SIGALRM handler must undo; set only while it applies. */
+static const char *volatile mbox_held_lock;
+static volatile int mbox_fd = -1;
+static volatile off_t mbox_size = -1;
+
+/* The local time limit expired: leave the mailbox as it was and release the
+ * dot-lock, so that the next delivery does not wait for it to go stale.
+ * Only async-signal-safe calls. */
+static void mbox_on_alarm(int sig) {
+        if (mbox_fd >= 0 && mbox_size >= 0)
+                (void) !ftruncate(mbox_fd, mbox_size);
+        if (mbox_held_lock)
+                (void) unlink(mbox_held_lock);
+        _exit(LOCAL_EXIT_TIMEOUT);
+}
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -80,8 +98,9 @@ static int write_all(int fd, const char *p, size_t len) {
 }
 
 void mbox_deliver(const char *path, const char *from_line, const char *msg, size_t len,
-                  DeliveryResult *res) {
-        uint64_t deadline = now_usec() + MBOX_LOCK_TIMEOUT_USEC;
+                  uint64_t lock_timeout_usec, DeliveryResult *res) {
+        uint64_t deadline = now_usec() + MIN(lock_timeout_usec, MBOX_LOCK_TIMEOUT_USEC);
+        struct sigaction sa = { .sa_handler = mbox_on_alarm };
         _cleanup_free_ char *lock = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
@@ -92,7 +111,11 @@ void mbox_deliver(const char *path, const char *from_line, const char *msg, size
                 lock = NULL;
                 return local_result_errno(res, -ENOMEM, "cannot lock mailbox");
         }
+        (void) sigemptyset(&sa.sa_mask);
+        (void) sigaction(SIGALRM, &sa, NULL);
         r = mbox_dotlock(lock, deadline);
+        if (r > 0)
+                mbox_held_lock = lock; /* ours now: the alarm handler may remove it */
         if (r == -ETIMEDOUT)
                 return local_result(res, DELIVERY_DEFERRED, "4.2.0",
                                     "cannot lock mailbox \"%s\": \"%s\" is held by another process",
@@ -101,7 +124,9 @@ void mbox_deliver(const char *path, const char *from_line, const char *msg, size
                 return local_result_errno(res, r, "cannot create \"%s\"", lock);
         dotlocked = r > 0;
 
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        /* O_NONBLOCK: a FIFO planted as the mailbox must not hang us. */
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                  0600);
         if (fd < 0) {
                 r = -errno;
                 goto fail_errno_open;
@@ -131,6 +156,8 @@ void mbox_deliver(const char *path, const char *from_line, const char *msg, size
                 local_result_errno(res, -errno, "cannot stat mailbox \"%s\"", path);
                 goto out;
         }
+        mbox_size = st.st_size;
+        mbox_fd = fd;
         r = write_all(fd, from_line, strlen(from_line));
         if (r >= 0)
                 r = write_all(fd, msg, len);
@@ -143,6 +170,7 @@ void mbox_deliver(const char *path, const char *from_line, const char *msg, size
                 local_result_errno(res, r, "cannot write mailbox \"%s\"", path);
                 goto out;
         }
+        mbox_size = -1;
         local_result(res, DELIVERY_DELIVERED, "2.0.0", "delivered to mailbox");
         goto out;
 
@@ -150,8 +178,11 @@ fail_errno_open:
         local_result_errno(res, r, "cannot open mailbox \"%s\"", path);
 out:
         /* Closing the fd releases the fcntl lock; the dot-lock goes after it. */
+        mbox_size = -1;
+        mbox_fd = -1;
         if (fd >= 0)
                 (void) close(TAKE_FD(fd));
         if (dotlocked)
                 (void) unlink(lock);
+        mbox_held_lock = NULL;
 }

@@ -458,6 +458,29 @@ def test_killed_worker_gets_job_done_from_the_parent_and_writes_nothing():
         assert f"delivery worker {worker} was killed by signal 9" in t.log("deliverd")
 
 
+def test_stuck_delivery_child_is_killed_at_the_time_limit():
+    import fcntl
+    with harness.Tern(conf="[Local]\nMailboxFormat = mbox\nLocalDeliveryTimeout = 1\n",
+                      start=()) as t:
+        mbox = os.path.join(t.dir, "mail", f"{t.user}.mbox")
+        with open(os.path.join(t.conf_path + ".d", "60-mbox.conf"), "w") as f:
+            f.write(f"[Local]\nMailboxPath = {t.dir}/mail/%u.mbox\n")
+        t.start("deliverd")
+        qid, fd = spool(t, [f"{t.user}@{t.domain}"])
+        with open(mbox, "ab") as holder:
+            fcntl.lockf(holder, fcntl.LOCK_EX)
+            with connect(t) as c:
+                deliver(c, qid, fd, 5, [0])
+                t.wait_until(lambda: os.path.exists(mbox + ".lock"), what="dot-lock taken")
+                (worker,) = children(t.procs["deliverd"].pid)
+                (child,) = children(worker)
+                # Stopped, its own alarm cannot run: the worker's deadline must.
+                os.kill(child, signal.SIGSTOP)
+                assert collect(c, 5) == {0: (ipc.DEFERRED, "4.3.0", "local", "delivery timed out")}
+                assert gone(child)
+        assert os.path.getsize(mbox) == 0
+
+
 def test_capabilities_are_reduced():
     if os.geteuid() != 0:
         raise harness.Skip("deliverd keeps no capabilities to reduce when not root")

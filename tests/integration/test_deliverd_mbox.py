@@ -192,8 +192,11 @@ def test_locked_mailbox_times_out_as_deferred():
             fcntl.lockf(holder, fcntl.LOCK_EX)
             with connect(t) as c:
                 deliver(c, qid, fd, 1, [0])
-                assert collect(c, 1) == {0: (ipc.DEFERRED, "4.3.0", "local", "delivery timed out")}
+                # Half of LocalDeliveryTimeout waits for the locks.
+                assert collect(c, 1) == {0: (ipc.DEFERRED, "4.2.0", "local",
+                                             f'cannot lock mailbox "{mbox_path(t)}": timed out')}
         assert os.path.getsize(mbox_path(t)) == 0
+        assert not os.path.exists(mbox_path(t) + ".lock")
     finally:
         t.__exit__(None, None, None)
 
@@ -207,12 +210,30 @@ def test_stale_dot_lock_is_removed_and_fresh_one_waited_for():
         qid, fd = spool(t, [rcpt])
         with connect(t) as c:
             deliver(c, qid, os.dup(fd), 1, [0])
-            assert collect(c, 1) == {0: (ipc.DEFERRED, "4.3.0", "local", "delivery timed out")}
+            assert collect(c, 1) == {0: (ipc.DEFERRED, "4.2.0", "local",
+                                         f'cannot lock mailbox "{mbox_path(t)}": '
+                                         f'"{lock}" is held by another process')}
+            assert os.path.exists(lock)
             old = time.time() - 600
             os.utime(lock, (old, old))
             deliver(c, qid, fd, 2, [0])
             assert collect(c, 2) == {0: (ipc.DELIVERED, "2.0.0", "local", "delivered to mailbox")}
         assert not os.path.exists(lock)
+    finally:
+        t.__exit__(None, None, None)
+
+
+def test_fifo_as_mbox_does_not_hang():
+    t = start("LocalDeliveryTimeout = 5\n")
+    try:
+        os.mkfifo(mbox_path(t))
+        qid, fd = spool(t, [f"{t.user}@{t.domain}"])
+        with connect(t) as c:
+            deliver(c, qid, fd, 1, [0])
+            assert collect(c, 1) == {0: (ipc.DEFERRED, "4.2.0", "local",
+                                         f'cannot open mailbox "{mbox_path(t)}": '
+                                         "No such device or address")}
+        assert not os.path.exists(mbox_path(t) + ".lock")
     finally:
         t.__exit__(None, None, None)
 

@@ -229,12 +229,12 @@ static void server_start_pending(Server *s) {
         }
 }
 
-static int peer_on_hello(Peer *p, const IpcMsg *m, int fd) {
+static int peer_on_hello(Peer *p, const IpcMsg *m, int *fd) {
         _cleanup_free_ char *role = NULL;
         uint64_t version;
         int r;
 
-        if (p->hello || fd >= 0)
+        if (p->hello || *fd >= 0)
                 return -EBADMSG;
         r = ipc_get_u64(m, IPC_F_VERSION, &version);
         if (r < 0)
@@ -286,9 +286,9 @@ static int job_load(Job *j, int fd, const char *queue_id) {
         return 0;
 }
 
-static int peer_on_deliver(Peer *p, const IpcMsg *m, int fd_in) {
+static int peer_on_deliver(Peer *p, const IpcMsg *m, int *fd_in) {
         Server *s = p->server;
-        _cleanup_close_ int fd = fd_in;
+        _cleanup_close_ int fd = TAKE_FD(*fd_in);
         _cleanup_free_ char *queue_id = NULL;
         Job *j;
         size_t n = 0;
@@ -356,7 +356,9 @@ static int peer_on_deliver(Peer *p, const IpcMsg *m, int fd_in) {
         return 0;
 }
 
-typedef int (*PeerHandler)(Peer *p, const IpcMsg *m, int fd);
+/* A handler takes the passed fd (-EBADF if none) from *fd when it keeps it;
+ * otherwise the caller closes it. */
+typedef int (*PeerHandler)(Peer *p, const IpcMsg *m, int *fd);
 
 static const PeerHandler peer_handlers[_IPC_TYPE_MAX] = {
         [IPC_HELLO] = peer_on_hello,
@@ -387,7 +389,7 @@ static int on_peer_io(sd_event_source *src, int fd, uint32_t revents, void *user
         r = ipc_parse(s->buf, (size_t) n, &m);
         if (r >= 0)
                 r = m.type < _IPC_TYPE_MAX && peer_handlers[m.type]
-                            ? peer_handlers[m.type](p, &m, TAKE_FD(passed))
+                            ? peer_handlers[m.type](p, &m, &passed)
                             : -EBADMSG;
         if (r < 0) {
                 log_warning_errno(r, "Closing queued connection (uid %u) after a bad "

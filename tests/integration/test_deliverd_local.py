@@ -295,7 +295,14 @@ def test_remote_delivery_runs_unprivileged():
 
 def test_bad_frames_close_the_connection():
     with harness.Tern(start=("deliverd",)) as t:
+        pid = t.procs["deliverd"].pid
+        fds_before = len(os.listdir(f"/proc/{pid}/fd"))
         qid, fd = spool(t, [f"{t.user}@{t.domain}"])
+        # A HELLO carrying a file descriptor.
+        with ipc.Conn(t.deliverd_socket) as c:
+            c.send(ipc.HELLO, [(ipc.F_VERSION, ipc.VERSION), (ipc.F_ROLE, "queued")],
+                   fd=os.dup(fd))
+            assert c.recv() is None
         # A job before HELLO.
         with ipc.Conn(t.deliverd_socket) as c:
             deliver(c, qid, os.dup(fd), 1, [0])
@@ -325,6 +332,9 @@ def test_bad_frames_close_the_connection():
         os.close(fd)
         assert t.delivered() == []
         assert t.procs["deliverd"].poll() is None
+        # Every passed descriptor and connection was closed.
+        t.wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) == fds_before,
+                     what="deliverd back to its descriptors")
 
 
 def test_bad_jobs_end_without_results_and_the_connection_stays():

@@ -168,10 +168,10 @@ def test_unknown_local_user_is_ex_nouser_with_queued_reason():
 
 
 def test_message_over_size_limit_is_refused_and_nothing_queued():
-    with harness.Tern(conf="[SMTP]\nMessageSizeLimit = 1000\n", start=("queued",)) as t:
-        p = sendmail(t, [t.user], b"x" * 1001)
+    with harness.Tern(conf="[SMTP]\nMessageSizeLimit = 2000\n", start=("queued",)) as t:
+        p = sendmail(t, [t.user], b"x" * 2001)
         assert p.returncode == EX_DATAERR, p
-        assert p.stderr == b"sendmail: message exceeds size limit (1000 bytes)\n", p.stderr
+        assert p.stderr == b"sendmail: message exceeds size limit (2000 bytes)\n", p.stderr
         assert t.queue_files() == []
 
 

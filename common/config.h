@@ -54,6 +54,12 @@ typedef struct Config {
         MailboxFormat mailbox_format;    /* home_mailbox Maildir/ vs mail_spool_directory */
         char *mailbox_path;              /* "~/Maildir/" or "/var/mail/%u"; %u user, ~ home */
         uint64_t local_delivery_timeout_usec;
+
+        /* Private to config.c: where each key's value came from (one entry per
+         * key of its table, in table order), and the names of the files read,
+         * which those entries point into. */
+        struct ConfigSource *_sources;
+        char **_files;
 } Config;
 
 /* Where one key's value came from, for `ternctl config`. */

@@ -1,0 +1,159 @@
+/* tern-smtpd: one ESMTP session on the connection systemd hands us on fd 0
+ * (StandardInput=socket, or systemd-socket-activate --inetd in tests). Only
+ * set-up lives here: options, configuration, the connection to queued, the
+ * sandbox; session.c does the talking. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "network.h"
+#include "queue_client.h"
+#include "sandbox.h"
+#include "session.h"
+
+/* Before the session exists, the only thing we can tell the client. */
+static void say_unavailable(const char *hostname) {
+        char host[256] = "localhost", line[512];
+        int n;
+
+        if (isempty(hostname) && gethostname(host, sizeof(host) - 1) == 0)
+                host[sizeof(host) - 1] = 0;
+        n = snprintf(line, sizeof(line),
+                     "421 4.3.0 %s Service not available, closing transmission channel\r\n",
+                     isempty(hostname) ? host : hostname);
+        if (n > 0 && (size_t) n < sizeof(line))
+                (void) !write(STDOUT_FILENO, line, (size_t) n);
+}
+
+/* The client's address from the socket on fd 0. AF_UNIX or a pipe is a local
+ * client (tests, local tools): treated as trusted, like 127.0.0.1. */
+static void client_address(Session *s, const Config *config) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        (void) snprintf(s->client_name, sizeof(s->client_name), "unknown");
+        if (getpeername(STDIN_FILENO, (struct sockaddr *) &ss, &len) < 0 ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+            sockaddr_to_string((struct sockaddr *) &ss, len, s->client_addr, sizeof(s->client_addr)) < 0) {
+                (void) snprintf(s->client_addr, sizeof(s->client_addr), "local");
+                (void) snprintf(s->client_name, sizeof(s->client_name), "localhost");
+                s->trusted = true;
+        } else
+                /* No reverse DNS yet: it would need a resolver inside the
+                 * sandbox and costs a round trip per connection. */
+                s->trusted = netlist_match(&config->trusted_networks, (struct sockaddr *) &ss, len);
+        (void) snprintf(s->client, sizeof(s->client), "%s[%s]", s->client_name, s->client_addr);
+}
+
+static int parse_argv(int argc, char **argv, const char **ret_config, SmtpdRole *ret_role) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "role", required_argument, NULL, 'r' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        *ret_config = optarg;
+                        break;
+                case 'r':
+                        *ret_role = smtpd_role_from_string(optarg);
+                        if (*ret_role < 0)
+                                return log_error_errno(-EINVAL, "Unknown --role \"%s\" (smtp, submission, submissions)",
+                                                       optarg);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument \"%s\"", argv[optind]);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(queue_client_freep) QueueClient *queue = NULL;
+        _cleanup_free_ Session *s = NULL;
+        _cleanup_free_ char *dropin = NULL;
+        const char *config_path = NULL;
+        SmtpdRole role = SMTPD_ROLE_SMTP;
+        ConfigError cerr = {};
+        char buf[1024], sid[40];
+        struct timespec ts;
+        int r;
+
+        log_open("tern-smtpd");
+        /* A client that goes away must give EPIPE, not kill us mid-log. */
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        if (parse_argv(argc, argv, &config_path, &role) < 0) {
+                say_unavailable(NULL);
+                return EXIT_FAILURE;
+        }
+        if (!config_path)
+                config_path = getenv("TERN_CONFIG");
+        if (!config_path)
+                config_path = CONFIG_DEFAULT_PATH;
+        if (asprintf(&dropin, "%s.d", config_path) < 0) {
+                dropin = NULL;
+                say_unavailable(NULL);
+                return EXIT_FAILURE;
+        }
+        r = config_load(config_path, dropin, &config, &cerr);
+        if (r < 0) {
+                LogField fields[] = { { "MESSAGE_ID", LOG_MID_CONFIG_ERROR } };
+
+                log_fields_errno(LOG_ERR, r, fields, "Bad configuration, refusing the session: %s",
+                                 config_error_string(&cerr, buf, sizeof(buf)));
+                say_unavailable(NULL);
+                return EXIT_FAILURE;
+        }
+
+        s = malloc(sizeof(*s));
+        if (!s) {
+                say_unavailable(config->hostname);
+                return EXIT_FAILURE;
+        }
+        /* O_NONBLOCK: io.c waits with poll() and deadlines, never in read/write. */
+        (void) fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+        (void) fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
+        session_init(s, config, role, NULL, STDIN_FILENO, STDOUT_FILENO);
+        client_address(s, config);
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        (void) snprintf(sid, sizeof(sid), "%llx%05lx%x", (unsigned long long) ts.tv_sec,
+                        (unsigned long) (ts.tv_nsec / 10000), (unsigned) getpid());
+        memcpy(s->id, sid, sizeof(s->id));
+        (void) log_context_set("TERN_SESSION", s->id);
+        (void) log_context_set("TERN_CLIENT", s->client);
+
+        r = queue_client_new(config->queued_socket, config->timeout_usec, &queue);
+        if (r < 0) {
+                (void) log_error_errno(r, "Cannot reach queued at %s, refusing the session from %s: %m",
+                                       config->queued_socket, s->client);
+                say_unavailable(config->hostname);
+                return EXIT_FAILURE;
+        }
+        s->queue = queue;
+
+        /* Load the time zone now: the Received: date needs /etc/localtime,
+         * which the sandbox will not let us open. */
+        tzset();
+        session_log_connect(s);
+        r = sandbox_enter();
+        if (r < 0) {
+                (void) log_error_errno(r, "Cannot enter the sandbox, refusing the session: %m");
+                say_unavailable(config->hostname);
+                return EXIT_FAILURE;
+        }
+
+        r = session_run(s);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,46 @@
+/* smtpd's side of the submission protocol with queued (common/ipc.h):
+ * BEGIN/BEGUN, RCPT/RCPT_OK, DATA, END/QUEUED, ABORT, and IPC_ERROR answers. */
+#pragma once
+
+#include "util.h"
+
+#define QUEUE_ID_MAX 64u
+#define QUEUE_TEXT_MAX 256u
+
+/* A refusal from queued, already checked to be a well-formed SMTP reply. */
+typedef struct QueueReply {
+        unsigned code;          /* 400..599 */
+        char dsn[16];           /* "5.1.1" */
+        char text[QUEUE_TEXT_MAX];
+} QueueReply;
+
+typedef struct QueueEnvelope {
+        const char *sender;     /* "" for the null sender */
+        const char *client_addr;
+        const char *client_name;
+        const char *helo;
+        const char *proto;      /* "SMTP", "ESMTP" */
+        uint64_t size;          /* declared with SIZE=, 0 if none */
+        const char *body_type;  /* "7BIT", "8BITMIME" or NULL */
+} QueueEnvelope;
+
+typedef struct QueueClient QueueClient;
+
+/* Connects to queued's socket and says hello as "smtpd"; the socket gets
+ * timeout_usec as send and receive timeout. Returns 0 or -errno. */
+int queue_client_new(const char *path, uint64_t timeout_usec, QueueClient **ret);
+QueueClient *queue_client_free(QueueClient *q);
+DEFINE_POINTER_CLEANUP(QueueClient, queue_client_free);
+
+/* Each returns 0 (accepted), 1 (refused: *ret_refusal filled) or -errno (the
+ * connection to queued is broken or queued spoke nonsense; the caller answers
+ * 451 4.3.0 and logs). */
+int queue_client_begin(QueueClient *q, const QueueEnvelope *e, char ret_id[QUEUE_ID_MAX],
+                       QueueReply *ret_refusal);
+int queue_client_rcpt(QueueClient *q, const char *rcpt, QueueReply *ret_refusal);
+int queue_client_end(QueueClient *q, char ret_id[QUEUE_ID_MAX], QueueReply *ret_refusal);
+
+/* DATA frames get no answer. Returns 0 or -errno. */
+int queue_client_data(QueueClient *q, const void *p, size_t n);
+/* Returns 0 or -errno. */
+int queue_client_abort(QueueClient *q);

@@ -1,0 +1,57 @@
+/* Fuzzes smtpd's DATA line machine: the input is fed in pieces whose sizes
+ * come from the first byte, with a small output buffer, and must give exactly
+ * the same body, end position and flags as one whole feed. The body never
+ * holds more bytes than the input, and never "\r\n.\r\n". */
+#include "data.h"
+#include "fuzz.h"
+
+static size_t run(const char *in, size_t n, size_t step, size_t out_size, char *body,
+                  size_t *ret_body_len, DataParser *p) {
+        char out[64];
+        size_t pos = 0, bl = 0;
+
+        data_parser_init(p);
+        while (pos < n && !data_parser_done(p)) {
+                size_t k = n - pos < step ? n - pos : step, ol = 0, used;
+
+                used = data_parse(p, in + pos, k, out, out_size, &ol);
+                if (used == 0 || used > k || ol > out_size || ol > used + 1)
+                        abort();
+                memcpy(body + bl, out, ol);
+                bl += ol;
+                pos += used;
+        }
+        *ret_body_len = bl;
+        return pos;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        size_t step, out_size, n1, n2, bl1, bl2;
+        DataParser p1, p2;
+        char *b1, *b2;
+
+        if (size < 1 || size > 1u << 20)
+                return 0;
+        step = (size_t) (data[0] & 15) + 1;
+        out_size = (size_t) (data[0] >> 4) + 2;
+        data++;
+        size--;
+        b1 = malloc(size + 2);
+        b2 = malloc(size + 2);
+        if (!b1 || !b2)
+                abort();
+        n1 = run((const char *) data, size, size ? size : 1, 64, b1, &bl1, &p1);
+        n2 = run((const char *) data, size, step, out_size, b2, &bl2, &p2);
+        if (n1 != n2 || bl1 != bl2 || memcmp(b1, b2, bl1) != 0 || p1.state != p2.state ||
+            p1.bare_lf != p2.bare_lf || p1.bare_cr != p2.bare_cr ||
+            p1.line_too_long != p2.line_too_long || p1.body_size != bl1)
+                abort();
+        if (bl1 > n1 + 1)
+                abort();
+        /* Without bare CR/LF, the body is the clean input: no end-of-data inside. */
+        if (!p1.bare_lf && !p1.bare_cr && bl1 >= 5 && memmem(b1, bl1, "\r\n.\r\n", 5))
+                abort();
+        free(b1);
+        free(b2);
+        return 0;
+}

@@ -4,6 +4,8 @@
  * is short and cannot be made to grow by a long client string. */
 #include <stdarg.h>
 #include <sys/uio.h>
+/* CODE_FILE= etc. would always name this file, not the caller: leave them out. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "log.h"

@@ -113,7 +113,7 @@ static const ConfigKey config_keys[] = {
           "Time to establish a connection to a remote server", "smtp_connect_timeout"),
         K("Delivery", "ReplyTimeout", CONFIG_TIMESPAN, smtp_reply_timeout_usec, "300s",
           USEC_PER_MSEC, USEC_PER_DAY,
-          "Time a remote server has to answer a command", "smtp_data_done_timeout"),
+          "Time a remote server has to answer a command", "smtp_*_timeout"),
 
         K("Local", "MailboxFormat", CONFIG_MAILBOX_FORMAT, mailbox_format, "maildir", 0, 0,
           "maildir or mbox", "home_mailbox"),

@@ -561,6 +561,45 @@ static void test_dump_round_trip(void) {
         config_free(c);
 }
 
+/* conf/tern.conf lists every key with its default: uncommented, it loads to
+ * exactly the defaults, with every value coming from the file. */
+static void test_shipped_file(void) {
+        Config *c = NULL, *d = NULL;
+        char text[16384], *a, *b;
+        size_t n = 0;
+        FILE *f = fopen("../../conf/tern.conf", "re");
+
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        for (char l[512]; fgets(l, sizeof(l), f);) {
+                const char *p = l;
+                /* "#Key = value" is a key; "# text" is a comment. */
+                if (l[0] == '#' && l[1] >= 'A' && l[1] <= 'Z')
+                        p = l + 1;
+                n += (size_t) snprintf(text + n, sizeof(text) - n, "%s", p);
+                CHECK(n < sizeof(text));
+        }
+        fclose(f);
+        CHECK_STREQ(load(text, &c), "");
+        CHECK_INT(config_new_default(&d), 0);
+        a = dump_values(c);
+        b = dump_values(d);
+        CHECK_STREQ(a, b);
+        free(a);
+        free(b);
+
+        char *out = NULL;
+        size_t len = 0;
+        f = open_memstream(&out, &len);
+        CHECK_INT(config_dump(c, f), 0);
+        fclose(f);
+        CHECK(strstr(out, "# default") == NULL);
+        free(out);
+        config_free(c);
+        config_free(d);
+}
+
 int main(void) {
         snprintf(dir, sizeof(dir), "/tmp/test-config-XXXXXX");
         if (!mkdtemp(dir))
@@ -586,6 +625,8 @@ int main(void) {
         test_timespan();
         test_size();
         test_dump_round_trip();
+        clean();
+        test_shipped_file();
 
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);

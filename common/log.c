@@ -158,7 +158,7 @@ typedef struct LogEntry {
 
 /* Adds "KEY=value" as one iovec, escaping value; drops the field when the
  * entry is full rather than failing the whole entry. */
-static void log_entry_add(LogEntry *e, const char *key, const char *value) {
+static void log_entry_add(LogEntry *e, const char *key, const char *value, size_t max) {
         size_t start = e->used, pos = e->used;
 
         if (!value || !log_key_valid(key) || e->n_iov >= LOG_FIELDS_MAX)
@@ -167,7 +167,7 @@ static void log_entry_add(LogEntry *e, const char *key, const char *value) {
                 return;
         log_append(e->text, sizeof(e->text), &pos, key);
         log_append(e->text, sizeof(e->text), &pos, "=");
-        log_append_escaped(e->text, sizeof(e->text), &pos, value, LOG_VALUE_MAX, true);
+        log_append_escaped(e->text, sizeof(e->text), &pos, value, max, true);
         e->iov[e->n_iov++] = (struct iovec) { .iov_base = e->text + start, .iov_len = pos - start };
         e->used = pos + 1; /* keep the NUL */
 }
@@ -180,18 +180,21 @@ static void log_to_journald(int level, int error, const LogField *fields, size_t
         e.n_iov = 0;
         e.used = 0;
         (void) snprintf(prio, sizeof(prio), "%d", level & LOG_PRIMASK);
-        log_entry_add(&e, "MESSAGE", message);
-        log_entry_add(&e, "PRIORITY", prio);
-        log_entry_add(&e, "SYSLOG_IDENTIFIER", log_ident);
+        /* Escaping may make the message up to 4 times longer; it is added first,
+         * so it always fits. */
+        log_entry_add(&e, "MESSAGE", message, 4 * LOG_MESSAGE_MAX);
+        log_entry_add(&e, "PRIORITY", prio, LOG_VALUE_MAX);
+        log_entry_add(&e, "SYSLOG_IDENTIFIER", log_ident, LOG_VALUE_MAX);
         if (error != 0) {
                 (void) snprintf(err, sizeof(err), "%d", abs(error));
-                log_entry_add(&e, "ERRNO", err);
+                log_entry_add(&e, "ERRNO", err, LOG_VALUE_MAX);
         }
         for (size_t i = 0; i < LOG_CONTEXT_MAX; i++)
                 if (log_context[i].key)
-                        log_entry_add(&e, log_context[i].key, log_context[i].value);
+                        log_entry_add(&e, log_context[i].key, log_context[i].value,
+                                      LOG_VALUE_MAX);
         for (size_t i = 0; i < n_fields; i++)
-                log_entry_add(&e, fields[i].key, fields[i].value);
+                log_entry_add(&e, fields[i].key, fields[i].value, LOG_VALUE_MAX);
 
         /* Nothing sensible to do when the journal is gone: the entry is lost,
          * as a syslog line would be. */

@@ -230,6 +230,16 @@ static int journal_child(void) {
         CHECK_INT(log_debug("not sent"), 0);
         CHECK(recv(fd, dgram, sizeof(dgram), MSG_DONTWAIT) < 0 && errno == EAGAIN);
 
+        /* The whole bounded message reaches the journal. */
+        static char big[10000];
+        memset(big, 'y', sizeof(big) - 1);
+        log_info("%s", big);
+        n = recv(fd, dgram, sizeof(dgram), MSG_DONTWAIT);
+        journal_decode(dgram, n > 0 ? (size_t) n : 0, got, sizeof(got));
+        big[4095] = 0;
+        CHECK(strncmp(got, "MESSAGE=", 8) == 0 && strncmp(got + 8, big, 4095) == 0 &&
+              got[8 + 4095] == '\n');
+
         /* A multi-line message is kept for journald. */
         log_info("two\nlines");
         n = recv(fd, dgram, sizeof(dgram), MSG_DONTWAIT);

@@ -11,7 +11,7 @@
 static int parse_size(const CommandParam *p, uint64_t *ret) {
         uint64_t v = 0;
 
-        if (!p->value || p->value_len == 0 || p->value_len > 20)
+        if (!p->value || p->value_len == 0)
                 return -EINVAL;
         for (size_t i = 0; i < p->value_len; i++) {
                 unsigned d;

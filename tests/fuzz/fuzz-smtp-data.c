@@ -1,7 +1,8 @@
 /* Fuzzes smtpd's DATA line machine: the input is fed in pieces whose sizes
  * come from the first byte, with a small output buffer, and must give exactly
  * the same body, end position and flags as one whole feed. The body never
- * holds more bytes than the input, and never "\r\n.\r\n". */
+ * holds more bytes than the input, and it is the input up to the end of data
+ * with one leading dot per line removed. */
 #include "data.h"
 #include "fuzz.h"
 
@@ -23,6 +24,21 @@ static size_t run(const char *in, size_t n, size_t step, size_t out_size, char *
         }
         *ret_body_len = bl;
         return pos;
+}
+
+static bool restuffs(const char *body, size_t bl, const uint8_t *in, size_t n) {
+        size_t o = 0;
+        bool bol = true;
+
+        for (size_t i = 0; i < bl; i++) {
+                /* The one leading dot of each line is what the parser drops. */
+                if (bol && o < n && in[o] == '.')
+                        o++;
+                if (o >= n || in[o++] != (uint8_t) body[i])
+                        return false;
+                bol = body[i] == '\n';
+        }
+        return n - o == 3 && memcmp(in + o, ".\r\n", 3) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -48,8 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (bl1 > n1 + 1)
                 abort();
-        /* Without bare CR/LF, the body is the clean input: no end-of-data inside. */
-        if (!p1.bare_lf && !p1.bare_cr && bl1 >= 5 && memmem(b1, bl1, "\r\n.\r\n", 5))
+        /* Without bare CR/LF, putting back one leading dot where the input had
+         * one and adding ".\r\n" gives exactly the input up to the end of data. */
+        if (data_parser_done(&p1) && !p1.bare_lf && !p1.bare_cr && !restuffs(b1, bl1, data, n1))
                 abort();
         free(b1);
         free(b2);

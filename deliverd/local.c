@@ -61,26 +61,6 @@ void local_result_errno(DeliveryResult *r, int error, const char *fmt, ...) {
         local_result(r, DELIVERY_DEFERRED, dsn, "%s: %s", what, strerror(error));
 }
 
-int local_user_name(const char *rcpt, char *buf, size_t size) {
-        const char *at = strrchr(rcpt, '@');
-        size_t n = at ? (size_t) (at - rcpt) : strlen(rcpt);
-
-        if (n == 0 || n >= size)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                char c = rcpt[i];
-                buf[i] = (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
-        }
-        buf[n] = 0;
-        /* RFC 5321 4.5.1: postmaster must exist; it is root's mail. */
-        if (streq(buf, "postmaster")) {
-                if (size < 5)
-                        return -EINVAL;
-                memcpy(buf, "root", 5);
-        }
-        return 0;
-}
-
 static uint64_t now_usec(void) {
         struct timespec ts;
         (void) clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -201,7 +181,7 @@ static bool local_lookup(const char *rcpt, LocalUser *u, DeliveryResult *res) {
         char name[LOGIN_NAME_MAX + 1];
         struct passwd *pw;
 
-        if (local_user_name(rcpt, name, sizeof(name)) < 0) {
+        if (mailbox_user_name(rcpt, name, sizeof(name)) < 0) {
                 local_result(res, DELIVERY_BOUNCED, "5.1.1", "unknown user: \"%.128s\"", rcpt);
                 return false;
         }

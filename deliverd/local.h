@@ -16,8 +16,3 @@ void local_result(DeliveryResult *r, DeliveryStatus status, const char *dsn, con
 /* A failed mailbox write: DEFERRED with 4.2.2 for a full quota (EDQUOT), 4.3.0
  * for a full file system (ENOSPC), 4.2.0 otherwise; text is fmt + ": " + strerror. */
 void local_result_errno(DeliveryResult *r, int error, const char *fmt, ...) _printf_(3, 4);
-
-/* Local part of a recipient as an account name: lowercased, without the
- * domain, "postmaster" mapped to "root". Returns 0, -EINVAL (empty or too
- * long for buf). Pure; exposed for tests. */
-int local_user_name(const char *rcpt, char *buf, size_t size);

@@ -140,3 +140,23 @@ int mailbox_from_line(const char *sender, int64_t when, char *buf, size_t size) 
                 return -ENOBUFS;
         return r;
 }
+
+int mailbox_user_name(const char *rcpt, char *buf, size_t size) {
+        const char *at = strrchr(rcpt, '@');
+        size_t n = at ? (size_t) (at - rcpt) : strlen(rcpt);
+
+        if (n == 0 || n >= size)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                char c = rcpt[i];
+                buf[i] = (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c;
+        }
+        buf[n] = 0;
+        /* RFC 5321 4.5.1: postmaster must exist; it is root's mail. */
+        if (streq(buf, "postmaster")) {
+                if (size < 5)
+                        return -EINVAL;
+                memcpy(buf, "root", 5);
+        }
+        return 0;
+}

@@ -12,6 +12,11 @@
  * -EINVAL (user contains '/' or is "." / "..", or "~" with no home) or -ENOMEM. */
 int mailbox_expand_path(const char *tmpl, const char *user, const char *home, char **ret);
 
+/* The account name for a local recipient: the local part (everything before
+ * the last '@'), lowercased, "postmaster" mapped to "root" (RFC 5321 4.5.1).
+ * Returns 0 or -EINVAL (empty, or too long for buf). */
+int mailbox_user_name(const char *rcpt, char *buf, size_t size);
+
 /* Builds the stored form of a message: "Return-Path: <sender>\n",
  * "Delivered-To: rcpt\n", then body with every CRLF turned into LF. With
  * mbox, lines matching /^>*From / get one more '>' (mboxrd) and the result

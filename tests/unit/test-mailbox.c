@@ -1,4 +1,4 @@
-/* deliverd/mailbox.c: MailboxPath expansion, CRLF -> LF conversion, mboxrd
+/* deliverd/mailbox.c: account names, MailboxPath expansion, CRLF -> LF conversion, mboxrd
  * "From " quoting and the mbox separator line, checked byte for byte. */
 #include <errno.h>
 #include <stdlib.h>
@@ -78,6 +78,23 @@ int main(void) {
         }
         /* Null sender. */
         check_format("x\r\n", false, "Return-Path: <s@example.org>\nDelivered-To: u@test.example\nx\n");
+
+        /* Account names of local recipients. */
+        CHECK_INT(mailbox_user_name("Alice@Test.Example", buf, sizeof(buf)), 0);
+        CHECK_STREQ(buf, "alice");
+        CHECK_INT(mailbox_user_name("bob", buf, sizeof(buf)), 0);
+        CHECK_STREQ(buf, "bob");
+        CHECK_INT(mailbox_user_name("PostMaster@x", buf, sizeof(buf)), 0);
+        CHECK_STREQ(buf, "root");
+        CHECK_INT(mailbox_user_name("postmaster", buf, sizeof(buf)), 0);
+        CHECK_STREQ(buf, "root");
+        CHECK_INT(mailbox_user_name("\"a@b\"@x", buf, sizeof(buf)), 0);
+        CHECK_STREQ(buf, "\"a@b\"");
+        CHECK_INT(mailbox_user_name("@x", buf, sizeof(buf)), -EINVAL);
+        CHECK_INT(mailbox_user_name("", buf, sizeof(buf)), -EINVAL);
+        CHECK_INT(mailbox_user_name("abcdef@x", buf, 6), -EINVAL);
+        CHECK_INT(mailbox_user_name("abcde@x", buf, 6), 0);
+        CHECK_STREQ(buf, "abcde");
 
         setenv("TZ", "UTC", 1);
         r = mailbox_from_line("s@example.org", 1700000000, buf, sizeof(buf));

@@ -1,5 +1,5 @@
 /* deliverd's side of the queued connections: credentials check, IPC_HELLO,
- * IPC_DELIVER validation, and a bounded set of worker processes (worker.c).
+ * IPC_DELIVER dispatch (checked in job.c), and a bounded set of worker processes (worker.c).
  * Workers send their results on the connection themselves; the parent only
  * sends IPC_JOB_DONE for a worker that died before it could. */
 #include <assert.h>
@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "ipc.h"
+#include "job.h"
 #include "log.h"
 #include "server.h"
 #include "spool.h"
@@ -20,7 +21,6 @@
 #define SERVER_SEND_TIMEOUT_SEC 30
 
 typedef struct Peer Peer;
-typedef struct Job Job;
 
 struct Peer {
         Server *server;
@@ -31,20 +31,6 @@ struct Peer {
         unsigned n_jobs;        /* jobs (pending or running) that still use fd */
         uid_t uid;
         Peer *next, *prev;
-};
-
-struct Job {
-        Peer *peer;
-        uint64_t id;
-        SpoolFile *file;
-        SpoolEnvelope env;
-        const uint8_t *body;
-        size_t body_len;
-        size_t *rcpt_index;
-        size_t n_rcpts;
-        pid_t pid;
-        sd_event_source *child;
-        Job *next;
 };
 
 struct Server {
@@ -64,17 +50,13 @@ struct Server {
 
 static void peer_unref_job(Peer *p);
 
-static Job *job_free(Job *j) {
-        if (!j)
-                return NULL;
-        j->child = sd_event_source_unref(j->child);
-        spool_envelope_done(&j->env);
-        spool_close(j->file);
-        free(j->rcpt_index);
-        if (j->peer)
-                peer_unref_job(j->peer);
-        free(j);
-        return NULL;
+/* Frees j and releases its hold on its peer's connection. */
+static void server_job_free(Job *j) {
+        Peer *p = j->peer;
+
+        job_free(j);
+        if (p)
+                peer_unref_job(p);
 }
 
 static Peer *peer_free(Peer *p) {
@@ -114,7 +96,7 @@ static void peer_close(Peer *p) {
                 Job *j = *link;
                 if (j->peer == p) {
                         *link = j->next;
-                        job_free(j);
+                        server_job_free(j);
                 } else {
                         s->pending_tail = j;
                         link = &j->next;
@@ -160,7 +142,7 @@ static int on_worker_exit(sd_event_source *src, const siginfo_t *si, void *userd
                 server_send_job_done(s, j);
         }
         s->n_workers--;
-        job_free(j);
+        server_job_free(j);
         server_start_pending(s);
         server_maybe_exit(s);
         return 0;
@@ -205,14 +187,14 @@ static void server_start_job(Server *s, Job *j) {
 
         if (s->stopping) {
                 server_send_job_done(s, j);
-                job_free(j);
+                server_job_free(j);
                 return;
         }
         r = server_fork_worker(s, j);
         if (r < 0) {
                 log_error_errno(r, "%s: cannot start a delivery worker, will retry: %m", j->env.id);
                 server_send_job_done(s, j);
-                job_free(j);
+                server_job_free(j);
         }
 }
 
@@ -257,94 +239,29 @@ static int peer_on_hello(Peer *p, const IpcMsg *m, int *fd) {
         return 0;
 }
 
-/* Reads the spool file behind fd and checks the job against it. On failure
- * the job cannot run; queued gets IPC_JOB_DONE without results. */
-static int job_load(Job *j, int fd, const char *queue_id) {
-        _cleanup_free_ bool *seen = NULL;
-        int r;
-
-        r = spool_open_fd(fd, &j->file);
-        if (r < 0)
-                return r;
-        r = spool_read_envelope(j->file, &j->env);
-        if (r < 0)
-                return r;
-        if (!streq(j->env.id, queue_id))
-                return -EBADMSG;
-        r = spool_get_body(j->file, &j->body, &j->body_len);
-        if (r < 0)
-                return r;
-        seen = new0(bool, j->env.n_rcpts);
-        if (!seen)
-                return -ENOMEM;
-        for (size_t k = 0; k < j->n_rcpts; k++) {
-                size_t i = j->rcpt_index[k];
-                if (i >= j->env.n_rcpts || seen[i])
-                        return -ERANGE;
-                seen[i] = true;
-        }
-        return 0;
-}
-
-static int peer_on_deliver(Peer *p, const IpcMsg *m, int *fd_in) {
+static int peer_on_deliver(Peer *p, const IpcMsg *m, int *fd) {
         Server *s = p->server;
-        _cleanup_close_ int fd = TAKE_FD(*fd_in);
-        _cleanup_free_ char *queue_id = NULL;
         Job *j;
-        size_t n = 0;
-        uint64_t job_id;
         int r;
 
-        if (!p->hello || fd < 0)
+        if (!p->hello || *fd < 0)
                 return -EBADMSG;
-        r = ipc_get_str(m, IPC_F_QUEUE_ID, SPOOL_ID_MAX - 1, &queue_id);
-        if (r < 0 || !spool_id_valid(queue_id))
-                return -EBADMSG;
-        if (ipc_get_u64(m, IPC_F_JOB, &job_id) < 0)
-                return -EBADMSG;
-        for (size_t i = 0; i < m->n_fields; i++) {
-                uint16_t t = m->fields[i].tag;
-                if (t == IPC_F_RCPT_INDEX)
-                        n++;
-                else if (t != IPC_F_QUEUE_ID && t != IPC_F_JOB)
-                        return -EBADMSG;
-        }
-        if (n == 0 || n > SPOOL_RCPT_MAX)
-                return -EBADMSG;
-
-        j = new0(Job, 1);
-        if (!j)
-                return -ENOMEM;
+        r = job_parse(m, &j);
+        if (r < 0)
+                return r;
         j->peer = p;
         p->n_jobs++;
-        j->id = job_id;
-        j->rcpt_index = new0(size_t, n);
-        if (!j->rcpt_index) {
-                job_free(j);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < m->n_fields; i++) {
-                uint64_t v;
-                if (m->fields[i].tag != IPC_F_RCPT_INDEX)
-                        continue;
-                if (ipc_field_u64(&m->fields[i], &v) < 0) {
-                        job_free(j);
-                        return -EBADMSG;
-                }
-                j->rcpt_index[j->n_rcpts++] = (size_t) (v > SIZE_MAX ? SIZE_MAX : v);
-        }
-
-        r = job_load(j, TAKE_FD(fd), queue_id);
+        r = job_load(j, TAKE_FD(*fd));
         if (r < 0) {
                 log_error_errno(r, "%s: cannot deliver job %" PRIu64 ", the spool file or its "
-                                "recipient indexes are invalid: %m", queue_id, job_id);
+                                "recipient indexes are invalid: %m", j->queue_id, j->id);
                 server_send_job_done(s, j);
-                job_free(j);
+                server_job_free(j);
                 return 0;
         }
         if (s->stopping) {
                 server_send_job_done(s, j);
-                job_free(j);
+                server_job_free(j);
                 return 0;
         }
         if (s->pending_tail)
@@ -493,7 +410,7 @@ Server *server_free(Server *s) {
         while (s->pending_head) {
                 Job *j = s->pending_head;
                 s->pending_head = j->next;
-                job_free(j);
+                server_job_free(j);
         }
         /* Running jobs belong to their peers' lifetime: the loop has ended,
          * so only the parent's bookkeeping is released here. */

@@ -11,7 +11,7 @@ static const char *const verb_names[_SMTP_VERB_MAX] = {
         [SMTP_VERB_HELP] = "HELP",
 };
 
-const char *smtp_verb_to_string(SmtpVerb v) {
+const char *command_verb_to_string(SmtpVerb v) {
         if (v < 0 || v >= _SMTP_VERB_MAX)
                 return NULL;
         return verb_names[v];

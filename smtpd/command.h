@@ -61,7 +61,7 @@ typedef struct Command {
 CommandError command_parse(const char *line, size_t n, Command *ret);
 
 /* "HELO", "MAIL", ...; NULL for an invalid verb. */
-const char *smtp_verb_to_string(SmtpVerb v);
+const char *command_verb_to_string(SmtpVerb v);
 
 /* Case-insensitive comparison of a parameter key with a C string. */
 bool command_param_is(const CommandParam *p, const char *key);

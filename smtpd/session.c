@@ -256,7 +256,7 @@ static void log_disconnect(Session *s, const char *why) {
                 if (s->n_total[v] == 0)
                         continue;
                 for (size_t i = 0; i < 5; i++)
-                        name[i] = (char) (smtp_verb_to_string(v)[i] | (i < 4 ? 0x20 : 0));
+                        name[i] = (char) (command_verb_to_string(v)[i] | (i < 4 ? 0x20 : 0));
                 if (s->n_ok[v] == s->n_total[v])
                         n = snprintf(buf + l, sizeof(buf) - l, " %s=%u", name, s->n_total[v]);
                 else
@@ -274,7 +274,7 @@ static void log_disconnect(Session *s, const char *why) {
         }
         if (why)
                 log_info("%s after %s from %s", why,
-                         s->last_verb >= 0 ? smtp_verb_to_string(s->last_verb) : "CONNECT", s->client);
+                         s->last_verb >= 0 ? command_verb_to_string(s->last_verb) : "CONNECT", s->client);
         if (ok == total)
                 log_info("disconnect from %s%s commands=%u", s->client, buf, total);
         else

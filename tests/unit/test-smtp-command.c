@@ -33,8 +33,8 @@ static void test_verbs(void) {
         CHECK_INT(parse("GET / HTTP/1.0", &c), COMMAND_UNKNOWN);
         CHECK_INT(parse("STARTTLS", &c), COMMAND_UNKNOWN);
         CHECK_INT(command_parse("QU\0T", 4, &c), COMMAND_UNKNOWN);
-        CHECK_STREQ(smtp_verb_to_string(SMTP_VERB_EHLO), "EHLO");
-        CHECK(smtp_verb_to_string(_SMTP_VERB_MAX) == NULL);
+        CHECK_STREQ(command_verb_to_string(SMTP_VERB_EHLO), "EHLO");
+        CHECK(command_verb_to_string(_SMTP_VERB_MAX) == NULL);
 }
 
 static void test_helo(void) {

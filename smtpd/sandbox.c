@@ -8,6 +8,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #include "sandbox.h"
@@ -55,9 +56,9 @@ static const int allowed_syscalls[] = {
         /* Waiting with deadlines (io.c), and the clocks behind them. */
         SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
         SCMP_SYS(time),
-        /* malloc: the heap and large allocations (IPC frames, the DATA chunk). */
-        SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
-        SCMP_SYS(mprotect),
+        /* malloc: the heap and large allocations (IPC frames, the DATA chunk).
+         * mmap and mprotect are allowed below, without PROT_EXEC only. */
+        SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
         /* stdio on stderr checks what stderr is; glibc locks use futex. */
         SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(futex),
         /* Log lines carry the pid; glibc may seed malloc from getrandom. */
@@ -94,6 +95,16 @@ static int load_filter(void) {
                 if (r < 0)
                         goto out;
         }
+        /* Memory may be mapped, never made executable: code injected into a
+         * buffer stays data (W^X, as MemoryDenyWriteExecute= in the unit). */
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        if (r < 0)
+                goto out;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        if (r < 0)
+                goto out;
         /* abort() raises SIGABRT with tgkill on itself; no other target. */
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) getpid()));

@@ -1,9 +1,10 @@
 /* Proves smtpd's sandbox (smtpd/sandbox.c), DESIGN promise 5: after
- * sandbox_enter() open() fails with EPERM, socket() too, the kernel reports a
- * seccomp filter and no capabilities, and execve() kills the process with
- * SIGSYS. Exit 0 = pass, 1 = fail. */
+ * sandbox_enter() open() fails with EPERM, and so do socket() and executable
+ * memory; the kernel reports a seccomp filter and no capabilities; execve()
+ * kills the process with SIGSYS. Exit 0 = pass, 1 = fail. */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -87,6 +88,18 @@ int main(void) {
         errno = 0;
         EXPECT(unlink("/nonexistent-tern-sandbox-test") < 0 && errno == EPERM,
                "unlink() was not refused with EPERM (errno %d)", errno);
+
+        {
+                void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+                EXPECT(m != MAP_FAILED, "mmap without PROT_EXEC failed: %m");
+                errno = 0;
+                EXPECT(m == MAP_FAILED || (mprotect(m, 4096, PROT_READ | PROT_EXEC) < 0 && errno == EPERM),
+                       "mprotect(PROT_EXEC) was not refused with EPERM (errno %d)", errno);
+                errno = 0;
+                EXPECT(mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED &&
+                       errno == EPERM, "mmap(PROT_EXEC) was not refused with EPERM (errno %d)", errno);
+        }
 
         /* /proc/self/status is generated at read time: it shows the state now. */
         while (fd >= 0 && len < sizeof(status) - 1) {

@@ -1,0 +1,455 @@
+/* The connection to tern-deliverd and the jobs in flight on it. A job is up to
+ * DELIVERY_JOB_RCPTS_MAX pending recipients of one message, sent as
+ * IPC_DELIVER with the spool file's fd. Each IPC_RESULT is made durable in the
+ * state file before anything else reacts to it (promise 2: a recipient
+ * recorded delivered is never delivered again). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "delivery.h"
+#include "ipc.h"
+#include "log.h"
+#include "queue.h"
+
+#define DELIVERY_JOB_RCPTS_MAX 50u
+#define DELIVERY_RETRY_MIN_USEC (1u * 1000000u)
+#define DELIVERY_RETRY_MAX_USEC (30u * 1000000u)
+/* deliverd answers HELLO at once; when socket activation has to start it
+ * first, a few seconds. Sends only block when deliverd stops reading. */
+#define DELIVERY_HELLO_TIMEOUT_SEC 10
+#define DELIVERY_SEND_TIMEOUT_SEC 30
+
+typedef struct Job Job;
+struct Job {
+        uint64_t id;
+        QueueMsg *msg;
+        size_t n;
+        size_t idx[DELIVERY_JOB_RCPTS_MAX];
+        bool done[DELIVERY_JOB_RCPTS_MAX];      /* a result came for idx[k] */
+        Job *prev, *next;
+};
+
+struct Delivery {
+        Queue *queue;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *retry_timer;
+        uint64_t retry_usec;
+        bool connect_failing;                   /* logged once until it works again */
+        sd_event_source *kick;                  /* deferred: on_kick starts jobs from the loop */
+        QueueMsg *ready_head, *ready_tail;
+        Job *jobs;
+        size_t n_jobs;
+        uint64_t next_job_id;
+        IpcWriter *writer;
+        uint8_t *buf;
+};
+
+/* Starting jobs is deferred to the event loop, so that no caller (a result
+ * handler, a flush walking the table) sees messages vanish under it. */
+static void delivery_request_kick(Delivery *d) {
+        if (d->kick)
+                (void) sd_event_source_set_enabled(d->kick, SD_EVENT_ONESHOT);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+size_t delivery_in_flight(const Delivery *d) {
+        return d->n_jobs;
+}
+
+static void delivery_ready_pop(Delivery *d) {
+        QueueMsg *m = d->ready_head;
+
+        d->ready_head = m->ready_next;
+        if (!d->ready_head)
+                d->ready_tail = NULL;
+        m->ready_next = NULL;
+        m->ready = false;
+}
+
+void delivery_enqueue(Delivery *d, QueueMsg *m) {
+        if (m->ready)
+                return;
+        m->ready = true;
+        m->ready_next = NULL;
+        if (d->ready_tail)
+                d->ready_tail->ready_next = m;
+        else
+                d->ready_head = m;
+        d->ready_tail = m;
+        delivery_request_kick(d);
+}
+
+void delivery_forget(Delivery *d, QueueMsg *m) {
+        QueueMsg **link = &d->ready_head, *prev = NULL;
+
+        if (!m->ready)
+                return;
+        while (*link && *link != m) {
+                prev = *link;
+                link = &(*link)->ready_next;
+        }
+        if (*link) {
+                *link = m->ready_next;
+                if (d->ready_tail == m)
+                        d->ready_tail = prev;
+        }
+        m->ready_next = NULL;
+        m->ready = false;
+}
+
+/* The job ended (JOB_DONE, or the connection is gone): recipients without a
+ * result were not delivered as far as we know and stay pending, unrecorded. */
+static void delivery_job_end(Delivery *d, Job *j, const char *why) {
+        QueueMsg *m = j->msg;
+
+        for (size_t k = 0; k < j->n; k++) {
+                size_t i = j->idx[k];
+
+                m->in_flight[i] = false;
+                if (j->done[k] || !queue_rcpt_pending(m, i))
+                        continue;
+                m->round_deferred = true;
+                if (!m->last_error)
+                        m->last_error = strdup(why);
+        }
+        if (j->prev)
+                j->prev->next = j->next;
+        else
+                d->jobs = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        d->n_jobs--;
+        free(j);
+        if (--m->jobs == 0 && !m->ready)
+                queue_msg_round_done(m); /* may free m */
+}
+
+static Job *delivery_find_job(Delivery *d, uint64_t id) {
+        for (Job *j = d->jobs; j; j = j->next)
+                if (j->id == id)
+                        return j;
+        return NULL;
+}
+
+static void delivery_disconnect(Delivery *d) {
+        d->io = sd_event_source_disable_unref(d->io);
+        if (d->fd >= 0)
+                (void) close(TAKE_FD(d->fd));
+        /* Whatever deliverd did for these jobs and did not report will be
+         * tried again (once per recipient counts recorded results only). */
+        while (d->jobs)
+                delivery_job_end(d, d->jobs, "delivery was interrupted, will retry");
+        delivery_request_kick(d);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Delivery *d = userdata;
+
+        d->retry_timer = sd_event_source_disable_unref(d->retry_timer);
+        delivery_request_kick(d);
+        return 0;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static int delivery_connect(Delivery *d) {
+        const Config *c = d->queue->config;
+        struct timeval hello_tv = { .tv_sec = DELIVERY_HELLO_TIMEOUT_SEC };
+        struct timeval send_tv = { .tv_sec = DELIVERY_SEND_TIMEOUT_SEC };
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (d->retry_timer)
+                return -EAGAIN;
+        fd = ipc_connect(c->deliverd_socket);
+        r = fd;
+        if (fd >= 0) {
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &hello_tv, sizeof(hello_tv));
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_tv, sizeof(send_tv));
+                r = ipc_hello(fd, "queued");
+        }
+        if (fd >= 0 && r >= 0)
+                r = sd_event_add_io(d->queue->event, &d->io, fd, EPOLLIN, on_io, d);
+        if (r < 0) {
+                d->retry_usec = d->retry_usec ? d->retry_usec * 2 : DELIVERY_RETRY_MIN_USEC;
+                if (d->retry_usec > DELIVERY_RETRY_MAX_USEC)
+                        d->retry_usec = DELIVERY_RETRY_MAX_USEC;
+                if (!d->connect_failing)
+                        log_warning_errno(r, "Cannot connect to deliverd at \"%s\", will retry: %m",
+                                          c->deliverd_socket);
+                d->connect_failing = true;
+                if (sd_event_add_time_relative(d->queue->event, &d->retry_timer, CLOCK_MONOTONIC,
+                                               d->retry_usec, 0, on_retry, d) < 0)
+                        log_error("Cannot arm the deliverd reconnection timer");
+                return r;
+        }
+        if (d->connect_failing)
+                log_info("Connected to deliverd at \"%s\"", c->deliverd_socket);
+        d->connect_failing = false;
+        d->retry_usec = 0;
+        d->fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Up to DELIVERY_JOB_RCPTS_MAX recipients of m that are pending and not in
+ * flight. Returns their number. */
+static size_t delivery_pick(QueueMsg *m, Job *j) {
+        j->n = 0;
+        for (size_t i = 0; i < m->n_rcpts && j->n < DELIVERY_JOB_RCPTS_MAX; i++)
+                if (queue_rcpt_pending(m, i) && !m->in_flight[i])
+                        j->idx[j->n++] = i;
+        return j->n;
+}
+
+static bool delivery_msg_has_more(QueueMsg *m) {
+        for (size_t i = 0; i < m->n_rcpts; i++)
+                if (queue_rcpt_pending(m, i) && !m->in_flight[i])
+                        return true;
+        return false;
+}
+
+/* Sends one job for the message at the head of the ready list. Returns 0,
+ * or -errno when the connection failed (it is then closed). */
+static int delivery_send_job(Delivery *d) {
+        QueueMsg *m = d->ready_head;
+        Queue *q = d->queue;
+        _cleanup_close_ int file = -EBADF;
+        char path[sizeof(SPOOL_DIR_QUEUE) + SPOOL_ID_MAX + 1];
+        Job *j;
+        int r;
+
+        j = new0(Job, 1);
+        if (!j)
+                return -ENOMEM;
+        if (delivery_pick(m, j) == 0) {
+                free(j);
+                delivery_ready_pop(d);
+                if (m->jobs == 0)
+                        queue_msg_round_done(m);
+                return 0;
+        }
+        (void) snprintf(path, sizeof(path), "%s/%s", SPOOL_DIR_QUEUE, m->id);
+        file = openat(q->spool_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (file < 0) {
+                r = -errno;
+                free(j);
+                log_error_errno(r, "%s: cannot open the queue file, will retry: %m", m->id);
+                delivery_ready_pop(d);
+                m->round_deferred = true;
+                if (m->jobs == 0)
+                        queue_msg_round_done(m);
+                return 0;
+        }
+        j->id = ++d->next_job_id;
+        j->msg = m;
+        ipc_writer_init(d->writer, IPC_DELIVER);
+        ipc_put_str(d->writer, IPC_F_QUEUE_ID, m->id);
+        ipc_put_u64(d->writer, IPC_F_JOB, j->id);
+        for (size_t k = 0; k < j->n; k++)
+                ipc_put_u64(d->writer, IPC_F_RCPT_INDEX, j->idx[k]);
+        r = ipc_send(d->fd, d->writer, file);
+        if (r < 0) {
+                free(j);
+                log_warning_errno(r, "Lost the connection to deliverd, will reconnect: %m");
+                delivery_disconnect(d);
+                return r;
+        }
+        for (size_t k = 0; k < j->n; k++)
+                m->in_flight[j->idx[k]] = true;
+        m->jobs++;
+        j->next = d->jobs;
+        if (d->jobs)
+                d->jobs->prev = j;
+        d->jobs = j;
+        d->n_jobs++;
+        if (!delivery_msg_has_more(m))
+                delivery_ready_pop(d);
+        return 0;
+}
+
+static int on_kick(sd_event_source *s, void *userdata) {
+        Delivery *d = userdata;
+        uint64_t max = d->queue->config->delivery_concurrency ?: 1;
+
+        while (d->ready_head && d->n_jobs < max) {
+                /* A message on hold waits for release, not for deliverd. */
+                if (d->ready_head->hold) {
+                        delivery_ready_pop(d);
+                        continue;
+                }
+                if (d->fd < 0 && delivery_connect(d) < 0)
+                        break;
+                if (delivery_send_job(d) < 0)
+                        break;
+        }
+        return 0;
+}
+
+static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
+        _cleanup_free_ char *dsn = NULL, *text = NULL, *relay = NULL;
+        uint64_t job_id, index, status;
+        QueueMsg *m;
+        Job *j;
+        size_t k;
+        int r;
+
+        if (ipc_get_u64(msg, IPC_F_JOB, &job_id) < 0 || ipc_get_u64(msg, IPC_F_RCPT_INDEX, &index) < 0 ||
+            ipc_get_u64(msg, IPC_F_STATUS, &status) < 0)
+                return -EBADMSG;
+        if (status != DELIVERY_DELIVERED && status != DELIVERY_BOUNCED && status != DELIVERY_DEFERRED)
+                return -EBADMSG;
+        r = ipc_get_str(msg, IPC_F_DSN, 15, &dsn);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = ipc_get_str(msg, IPC_F_TEXT, 4096, &text);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = ipc_get_str(msg, IPC_F_RELAY, 1024, &relay);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        j = delivery_find_job(d, job_id);
+        if (!j)
+                return -EBADMSG;
+        for (k = 0; k < j->n; k++)
+                if (j->idx[k] == index)
+                        break;
+        if (k == j->n || j->done[k])
+                return -EBADMSG;
+        m = j->msg;
+
+        /* Durable first: after this a restart will not deliver it again. */
+        r = spool_state_append_result(d->queue->spool_fd, m->id, index, (DeliveryStatus) status,
+                                      now_usec(), dsn ?: "", relay ?: "", text ?: "");
+        if (r < 0)
+                log_error_errno(r, "%s: cannot record the result for <%s>, it may be delivered "
+                                "again after a restart: %m", m->id, m->rcpts[index]);
+        j->done[k] = true;
+        switch (status) {
+        case DELIVERY_DELIVERED:
+                m->status[index] = DELIVERY_DELIVERED;
+                d->queue->n_sent++;
+                break;
+        case DELIVERY_BOUNCED:
+                m->status[index] = DELIVERY_BOUNCED;
+                d->queue->n_bounced++;
+                break;
+        default:
+                m->status[index] = DELIVERY_DEFERRED;
+                m->round_deferred = true;
+                d->queue->n_deferred++;
+                if (text) {
+                        free(m->last_error);
+                        m->last_error = TAKE_PTR(text);
+                }
+                break;
+        }
+        return 0;
+}
+
+static int delivery_on_job_done(Delivery *d, const IpcMsg *msg) {
+        uint64_t job_id;
+        Job *j;
+
+        if (ipc_get_u64(msg, IPC_F_JOB, &job_id) < 0 || msg->n_fields != 1)
+                return -EBADMSG;
+        j = delivery_find_job(d, job_id);
+        if (!j)
+                return -EBADMSG;
+        delivery_job_end(d, j, "delivery was interrupted, will retry");
+        delivery_request_kick(d);
+        return 0;
+}
+
+typedef int (*DeliveryHandler)(Delivery *d, const IpcMsg *m);
+
+static const DeliveryHandler delivery_handlers[_IPC_TYPE_MAX] = {
+        [IPC_RESULT] = delivery_on_result,
+        [IPC_JOB_DONE] = delivery_on_job_done,
+};
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Delivery *d = userdata;
+        IpcMsg m;
+        ssize_t n;
+        int r;
+
+        n = ipc_recv(d->fd, d->buf, IPC_FRAME_MAX, NULL);
+        if (n == -EAGAIN || n == -EINTR)
+                return 0;
+        if (n <= 0) {
+                if (n == 0)
+                        log_warning("deliverd closed the connection, jobs in flight will be retried");
+                else
+                        log_warning_errno((int) n, "Lost the connection to deliverd, jobs in flight "
+                                          "will be retried: %m");
+                delivery_disconnect(d);
+                return 0;
+        }
+        r = ipc_parse(d->buf, (size_t) n, &m);
+        if (r >= 0)
+                r = m.type < _IPC_TYPE_MAX && delivery_handlers[m.type]
+                            ? delivery_handlers[m.type](d, &m)
+                            : -EBADMSG;
+        if (r < 0) {
+                log_warning_errno(r, "Closing the deliverd connection after a bad message, "
+                                  "jobs in flight will be retried: %m");
+                delivery_disconnect(d);
+        }
+        return 0;
+}
+
+int delivery_new(Queue *q, Delivery **ret) {
+        Delivery *d = new0(Delivery, 1);
+        int r;
+
+        if (!d)
+                return -ENOMEM;
+        d->queue = q;
+        d->fd = -EBADF;
+        d->writer = malloc(sizeof(IpcWriter));
+        d->buf = malloc(IPC_FRAME_MAX);
+        if (!d->writer || !d->buf) {
+                delivery_free(d);
+                return -ENOMEM;
+        }
+        r = sd_event_add_defer(q->event, &d->kick, on_kick, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->kick, SD_EVENT_OFF);
+        if (r < 0) {
+                delivery_free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+Delivery *delivery_free(Delivery *d) {
+        if (!d)
+                return NULL;
+        d->io = sd_event_source_disable_unref(d->io);
+        d->retry_timer = sd_event_source_disable_unref(d->retry_timer);
+        d->kick = sd_event_source_disable_unref(d->kick);
+        closep(&d->fd);
+        /* No callbacks into the queue: it is going away too. */
+        while (d->jobs) {
+                Job *j = d->jobs;
+                d->jobs = j->next;
+                free(j);
+        }
+        while (d->ready_head)
+                delivery_ready_pop(d);
+        free(d->writer);
+        free(d->buf);
+        free(d);
+        return NULL;
+}

@@ -1,0 +1,215 @@
+/* tern-queued: set-up only. Reads the configuration, opens the spool, rebuilds
+ * the queue from it, takes the socket from systemd (or binds QueuedSocket
+ * itself) and runs the event loop until SIGTERM. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "server.h"
+
+/* How often STATUS= is refreshed when no watchdog asks for more. */
+#define STATUS_INTERVAL_USEC (5u * 1000000u)
+
+static const char *arg_config;
+
+typedef struct Context {
+        Queue *queue;
+        Server *server;
+        uint64_t tick_usec;
+        bool watchdog;
+} Context;
+
+static int parse_argv(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 'h':
+                        printf("%s [-c FILE|--config FILE]\n", argv[0]);
+                        exit(0);
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return -EINVAL;
+        if (!arg_config)
+                arg_config = getenv("TERN_CONFIG");
+        if (isempty(arg_config))
+                arg_config = CONFIG_DEFAULT_PATH;
+        return 0;
+}
+
+/* The socket systemd passed (tern-queued.socket), or our own bound to path
+ * with mode 0666: anyone may submit, queued learns who from SO_PEERCRED. */
+static int listen_socket(const Config *c) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF, probe = -EBADF;
+        int n = sd_listen_fds(1);
+        mode_t old;
+        int r;
+
+        if (n > 1)
+                return log_error_errno(-EINVAL, "Expected one socket from systemd, got %d", n);
+        if (n == 1) {
+                if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
+                        return log_error_errno(-EINVAL, "The socket from systemd is not a listening "
+                                               "AF_UNIX SOCK_SEQPACKET socket");
+                r = fcntl(SD_LISTEN_FDS_START, F_GETFL);
+                if (r >= 0)
+                        (void) fcntl(SD_LISTEN_FDS_START, F_SETFL, r | O_NONBLOCK);
+                return SD_LISTEN_FDS_START;
+        }
+        if (isempty(c->queued_socket) || strlen(c->queued_socket) >= sizeof(sa.sun_path))
+                return log_error_errno(-EINVAL, "QueuedSocket is empty or too long");
+        memcpy(sa.sun_path, c->queued_socket, strlen(c->queued_socket) + 1);
+
+        /* A stale socket is removed; a live one means another queued owns the spool. */
+        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                return log_error_errno(-EADDRINUSE, "Another queued is listening on \"%s\"",
+                                       sa.sun_path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "socket(): %m");
+        (void) unlink(sa.sun_path);
+        old = umask(0111);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        r = r < 0 ? -errno : 0;
+        umask(old);
+        if (r < 0)
+                return log_error_errno(r, "Cannot bind \"%s\": %m", sa.sun_path);
+        if (chmod(sa.sun_path, 0666) < 0)
+                return log_error_errno(-errno, "Cannot chmod \"%s\": %m", sa.sun_path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "listen(): %m");
+        return TAKE_FD(fd);
+}
+
+static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        Context *ctx = userdata;
+
+        /* Every acknowledged message is already durable (spool_write is
+         * synchronous); jobs in flight are retried at the next start. */
+        log_info("Stopping");
+        (void) sd_notify(0, "STOPPING=1");
+        server_stop(ctx->server);
+        return sd_event_exit(sd_event_source_get_event(src), 0);
+}
+
+static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
+        Context *ctx = userdata;
+
+        queue_notify_status(ctx->queue);
+        if (ctx->watchdog)
+                (void) sd_notify(0, "WATCHDOG=1");
+        (void) sd_event_source_set_time(src, usec + ctx->tick_usec);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(queue_freep) Queue *queue = NULL;
+        _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_free_ char *dropin = NULL;
+        _cleanup_close_ int spool_fd = -EBADF;
+        uint64_t watchdog_usec = 0, now;
+        Context ctx = {};
+        ConfigError error = {};
+        char ebuf[1024];
+        sigset_t mask;
+        int fd, r;
+
+        log_open("tern-queued");
+        if (parse_argv(argc, argv) < 0) {
+                fprintf(stderr, "Usage: %s [-c FILE|--config FILE]\n", argv[0]);
+                return 2;
+        }
+        if (asprintf(&dropin, "%s.d", arg_config) < 0)
+                return 1;
+        r = config_load(arg_config, dropin, &config, &error);
+        if (r < 0) {
+                LogField f[] = { { "MESSAGE_ID", LOG_MID_CONFIG_ERROR } };
+                log_fields_errno(LOG_ERR, r, f, "Bad configuration: %s",
+                                 config_error_string(&error, ebuf, sizeof(ebuf)));
+                return 1;
+        }
+
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGTERM);
+        (void) sigaddset(&mask, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        spool_fd = open(config->spool_directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (spool_fd < 0)
+                return log_error_errno(-errno, "Cannot open the spool directory \"%s\": %m",
+                                       config->spool_directory), 1;
+        r = spool_prepare(spool_fd);
+        if (r < 0)
+                return log_error_errno(r, "Cannot prepare the spool directory \"%s\": %m",
+                                       config->spool_directory), 1;
+
+        r = sd_event_default(&event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the event loop: %m"), 1;
+        r = queue_new(event, config, spool_fd, &queue);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the queue: %m"), 1;
+        r = queue_scan(queue);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the spool directory \"%s\": %m",
+                                       config->spool_directory), 1;
+
+        fd = listen_socket(config);
+        if (fd < 0)
+                return 1;
+        r = server_new(queue, fd, &server);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the server: %m"), 1;
+
+        ctx.queue = queue;
+        ctx.server = server;
+        ctx.tick_usec = STATUS_INTERVAL_USEC;
+        if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+                ctx.watchdog = true;
+                if (watchdog_usec / 2 < ctx.tick_usec)
+                        ctx.tick_usec = watchdog_usec / 2;
+        }
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_term, &ctx);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_term, &ctx);
+        if (r >= 0)
+                r = sd_event_now(event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_add_time(event, NULL, CLOCK_MONOTONIC, now + ctx.tick_usec, 0, on_tick,
+                                      &ctx);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the event loop: %m"), 1;
+
+        log_info("Ready, spool \"%s\", socket \"%s\"", config->spool_directory,
+                 config->queued_socket);
+        (void) sd_notify(0, "READY=1");
+        queue_notify_status(queue);
+        r = sd_event_loop(event);
+        (void) sd_notify(0, "STOPPING=1");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), 1;
+        return 0;
+}

@@ -38,7 +38,7 @@ def ok(p):
 
 
 def test_echo_hi_is_delivered_with_date_from_and_message_id_added():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         ok(sendmail(t, [t.user], b"hi\n"))
         msgs = t.wait_until(lambda: t.delivered(), what="delivery to the Maildir")
         assert len(msgs) == 1, msgs
@@ -82,7 +82,7 @@ def test_existing_headers_are_kept_and_lf_becomes_crlf_in_the_queue():
 
 
 def test_t_sends_to_to_cc_and_bcc_and_removes_bcc():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         to = f"{t.user}@{t.domain}"
         cc = f"{t.user}@localhost"
         bcc = t.user
@@ -109,7 +109,7 @@ def test_t_sends_to_to_cc_and_bcc_and_removes_bcc():
 
 
 def test_single_dot_ends_input_unless_i():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         ok(sendmail(t, [t.user], b"Subject: dot\n\nbefore\n.\nafter\n"))
         (raw,) = t.wait_until(lambda: t.delivered(), what="first delivery")
         assert split(raw)[1] == b"before\n", raw
@@ -121,7 +121,7 @@ def test_single_dot_ends_input_unless_i():
 
 
 def test_f_and_F_set_envelope_sender_and_from_header():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         ok(sendmail(t, ["-f", "<list-bounces@example.org>", "-F", 'Jane "JD" Doe', "--",
                         t.user], b"Subject: x\n\nbody\n"))
         (raw,) = t.wait_until(lambda: t.delivered(), what="delivery")
@@ -131,7 +131,7 @@ def test_f_and_F_set_envelope_sender_and_from_header():
 
 
 def test_cron_and_mailx_flags_are_accepted():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         ok(sendmail(t, ["-odi", "-oem", "-oep", "-oi", "-N", "failure,delay", "-B", "8bitmime",
                         "-i", t.user], b"Subject: cron\n\nout\n"))
         t.wait_until(lambda: t.delivered(), what="delivery")

@@ -40,7 +40,7 @@ send_demo_message() {
                 --header "Subject: hello from scripts/run.sh" \
                 --body "tern delivered this message.") ||
                 { printf '%s\n' "$out"; die "swaks failed"; }
-        printf '%s\n' "$out" | grep -E '^ *(<-|->|<~|~>) ' | sed -n '1,4p;/DATA/,$p'
+        printf '%s\n' "$out" | grep -E '^ *(<-|->|<~|~>) '
         qid=$(printf '%s\n' "$out" | sed -n 's/.*250 2\.0\.0 Ok: queued as \([0-9A-F]*\).*/\1/p')
         [ -n "$qid" ] || die "no queue id in the reply to DATA"
         file=

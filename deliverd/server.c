@@ -17,6 +17,11 @@
 #include "spool.h"
 #include "worker.h"
 
+/* Jobs waiting for a worker hold an fd and a mapping each; beyond this many
+ * a new job ends at once without results (deferred) instead of exhausting
+ * descriptors. */
+#define SERVER_PENDING_MAX 512u
+
 /* A stuck queued must not block a worker or the parent forever. */
 #define SERVER_SEND_TIMEOUT_SEC 30
 
@@ -41,6 +46,7 @@ struct Server {
         Peer *peers;
         Job *pending_head, *pending_tail;
         size_t n_workers;
+        size_t n_pending;
         bool stopping;
         uid_t queue_uid;
         bool have_queue_uid;
@@ -96,6 +102,7 @@ static void peer_close(Peer *p) {
                 Job *j = *link;
                 if (j->peer == p) {
                         *link = j->next;
+                        s->n_pending--;
                         server_job_free(j);
                 } else {
                         s->pending_tail = j;
@@ -207,6 +214,7 @@ static void server_start_pending(Server *s) {
                 if (!s->pending_head)
                         s->pending_tail = NULL;
                 j->next = NULL;
+                s->n_pending--;
                 server_start_job(s, j);
         }
 }
@@ -259,11 +267,15 @@ static int peer_on_deliver(Peer *p, const IpcMsg *m, int *fd) {
                 server_job_free(j);
                 return 0;
         }
-        if (s->stopping) {
+        if (s->stopping || s->n_pending >= SERVER_PENDING_MAX) {
+                if (!s->stopping)
+                        log_warning("%s: %zu jobs already wait for a worker, deferring job %" PRIu64,
+                                    j->queue_id, s->n_pending, j->id);
                 server_send_job_done(s, j);
                 server_job_free(j);
                 return 0;
         }
+        s->n_pending++;
         if (s->pending_tail)
                 s->pending_tail->next = j;
         else

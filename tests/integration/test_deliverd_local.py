@@ -491,6 +491,38 @@ def test_stuck_delivery_child_is_killed_at_the_time_limit():
         assert os.path.getsize(mbox) == 0
 
 
+def test_waiting_jobs_are_bounded_and_end_at_sigterm():
+    import fcntl
+    with harness.Tern(conf="[Queue]\nDeliveryConcurrency = 1\n[Local]\nMailboxFormat = mbox\n",
+                      start=()) as t:
+        mbox = os.path.join(t.dir, "mail", f"{t.user}.mbox")
+        with open(os.path.join(t.conf_path + ".d", "60-mbox.conf"), "w") as f:
+            f.write(f"[Local]\nMailboxPath = {t.dir}/mail/%u.mbox\n")
+        t.start("deliverd")
+        qid, fd = spool(t, [f"{t.user}@{t.domain}"])
+        holder = open(mbox, "ab")
+        fcntl.lockf(holder, fcntl.LOCK_EX)
+        with connect(t) as c:
+            deliver(c, qid, os.dup(fd), 1, [0])          # runs, waits for the lock
+            t.wait_until(lambda: os.path.exists(mbox + ".lock"), what="dot-lock taken")
+            for job in range(2, 2 + 512):                  # wait for the one worker
+                deliver(c, qid, os.dup(fd), job, [0])
+            deliver(c, qid, fd, 999, [0])                  # one too many: ends at once
+            assert collect(c, 999) == {}
+            t.procs["deliverd"].send_signal(signal.SIGTERM)
+            ended = set()
+            while len(ended) < 512:                        # waiting jobs end without results
+                m = c.recv()
+                assert m is not None and m.type == ipc.JOB_DONE, m
+                ended.add(m.u64(ipc.F_JOB))
+            assert ended == set(range(2, 2 + 512))
+            fcntl.lockf(holder, fcntl.LOCK_UN)
+            holder.close()
+            assert collect(c, 1) == {0: (ipc.DELIVERED, "2.0.0", "local", "delivered to mailbox")}
+        assert t.procs.pop("deliverd").wait(20) == 0
+        assert "512 jobs already wait for a worker, deferring job 999" in t.log("deliverd")
+
+
 def test_capabilities_are_reduced():
     if os.geteuid() != 0:
         raise harness.Skip("deliverd keeps no capabilities to reduce when not root")

@@ -44,6 +44,7 @@ struct Queue {
         size_t n_msgs;
         Delivery *delivery;
         uint64_t n_received, n_sent, n_bounced, n_deferred;
+        size_t submission_bytes;        /* message bodies being received, all peers */
 };
 
 int queue_new(sd_event *e, const Config *c, int spool_fd, Queue **ret);

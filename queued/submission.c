@@ -18,8 +18,13 @@
 #define SUBMISSION_SIZE_MARGIN (64u * 1024u)
 #define SUBMISSION_FIELD_MAX 1024u
 #define SUBMISSION_ENVID_MAX 100u /* RFC 3461 4.4 */
+/* Bodies being received by all peers together: many connections each
+ * sending a message just under the limit must not exhaust memory. Over it a
+ * message is refused with 452 4.3.1 at END and the client may retry. */
+#define SUBMISSION_BUFFER_TOTAL_MAX (512u * 1024u * 1024u)
 
 struct Submission {
+        Queue *queue;
         char id[SPOOL_ID_MAX];
         SpoolEnvelope env;
         size_t rcpts_allocated;
@@ -27,13 +32,22 @@ struct Submission {
         size_t body_len, body_allocated;
         uint64_t body_max;
         bool too_big;
+        bool no_memory;
 };
+
+static void submission_drop_body(Submission *s) {
+        if (s->queue)
+                s->queue->submission_bytes -= s->body_allocated;
+        free(s->body);
+        s->body = NULL;
+        s->body_len = s->body_allocated = 0;
+}
 
 Submission *submission_free(Submission *s) {
         if (!s)
                 return NULL;
         spool_envelope_done(&s->env);
-        free(s->body);
+        submission_drop_body(s);
         free(s);
         return NULL;
 }
@@ -104,6 +118,7 @@ int submission_on_begin(Peer *p, const IpcMsg *m) {
         s = new0(Submission, 1);
         if (!s)
                 return -ENOMEM;
+        s->queue = p->queue;
         r = ipc_get_str(m, IPC_F_SENDER, ADDRESS_PATH_MAX, &s->env.sender);
         if (r < 0)
                 return r == -ENOMEM ? r : -EBADMSG;
@@ -259,17 +274,16 @@ int submission_on_data(Peer *p, const IpcMsg *m) {
         if (!s || m->n_fields != 1 || m->fields[0].tag != IPC_F_DATA)
                 return -EBADMSG;
         f = &m->fields[0];
-        if (s->too_big)
+        if (s->too_big || s->no_memory)
                 return 0;
         if (f->len > s->body_max - s->body_len) {
                 /* Keep reading to the end, answer at END (the client is mid-DATA). */
                 s->too_big = true;
-                free(s->body);
-                s->body = NULL;
-                s->body_len = s->body_allocated = 0;
+                submission_drop_body(s);
                 return 0;
         }
         if (s->body_len + f->len > s->body_allocated) {
+                Queue *q = s->queue;
                 size_t a = s->body_allocated ? s->body_allocated : 64u * 1024u;
                 uint8_t *b;
 
@@ -277,9 +291,18 @@ int submission_on_data(Peer *p, const IpcMsg *m) {
                         a *= 2;
                 if (a > s->body_max)
                         a = s->body_max;
+                if (q->submission_bytes - s->body_allocated + a > SUBMISSION_BUFFER_TOTAL_MAX) {
+                        s->no_memory = true;
+                        submission_drop_body(s);
+                        return 0;
+                }
                 b = realloc(s->body, a);
-                if (!b)
-                        return -ENOMEM;
+                if (!b) {
+                        s->no_memory = true;
+                        submission_drop_body(s);
+                        return 0;
+                }
+                q->submission_bytes += a - s->body_allocated;
                 s->body = b;
                 s->body_allocated = a;
         }
@@ -298,6 +321,11 @@ int submission_on_end(Peer *p, const IpcMsg *m) {
                 return -EBADMSG;
         if (s->too_big)
                 return peer_send_error(p, 552, "5.3.4", "Error: message file too big");
+        if (s->no_memory) {
+                log_warning("%s: refused with 452 4.3.1, too many messages are being received at once",
+                            s->id);
+                return peer_send_error(p, 452, "4.3.1", "Error: insufficient system storage");
+        }
         if (s->env.n_rcpts == 0)
                 return peer_send_error(p, 554, "5.5.1", "Error: no valid recipients");
 

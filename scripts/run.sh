@@ -22,7 +22,7 @@ build=${TERN_BUILD:-$root/build}
 
 if [ -d /run/systemd/system ]; then
         mode=host
-        install_packages "${BUILD_PACKAGES[@]}" swaks
+        install_packages "${BUILD_PACKAGES[@]}" swaks iproute2
 else
         mode=container
         install_packages "${BUILD_PACKAGES[@]}" swaks systemd-container

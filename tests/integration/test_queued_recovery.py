@@ -54,7 +54,7 @@ def test_sigkill_after_queued_then_delivered_exactly_once():
 
 
 def test_sigkill_during_delivery_loses_nothing():
-    with harness.Tern() as t:
+    with harness.Tern(start=("queued", "deliverd")) as t:
         with connect(t) as c:
             ids = [submit(c, "alice@remote.example", [f"{t.user}@{t.domain}"],
                           BODY.replace(b"hello", f"hello {i}".encode())) for i in range(5)]
@@ -100,18 +100,11 @@ def test_recorded_result_is_not_delivered_again():
 
 def test_deferred_message_is_retried_with_backoff():
     with harness.Tern(start=("queued",)) as t:
-        # A file where the user's Maildir belongs: delivery fails temporarily.
-        blocker = os.path.join(t.mail_dir, t.user, "Maildir")
-        with open(blocker, "w") as f:
-            f.write("not a directory")
+        blocker = block_maildir(t)
         with connect(t) as c:
             qid = submit(c, "alice@remote.example", [f"{t.user}@{t.domain}"], BODY)
         t.start("deliverd")
-
-        def deferred():
-            e = queue_list(t)
-            return e and e[0].str(ipc.F_STATE) == "deferred" and e[0].str(ipc.F_TEXT)
-        t.wait_until(deferred, what="the message deferred")
+        t.wait_until(lambda: deferred(t), what="the message deferred")
         with open(spool_path(t, "queue", qid + ".st")) as f:
             st = f.read()
         assert " F " in st and "\nA " in "\n" + st, st
@@ -119,6 +112,48 @@ def test_deferred_message_is_retried_with_backoff():
         # MaxBackoff is 2s in the harness: the retry comes by itself.
         stored(t, 1)
         t.wait_until(lambda: t.queue_files() == [], what="the message removed")
+
+
+def block_maildir(t):
+    """A file where the user's Maildir belongs: local delivery defers."""
+    blocker = os.path.join(t.mail_dir, t.user, "Maildir")
+    with open(blocker, "w") as f:
+        f.write("not a directory")
+    return blocker
+
+
+def deferred(t):
+    e = queue_list(t)
+    return e and e[0].str(ipc.F_STATE) == "deferred" and e[0].str(ipc.F_TEXT)
+
+
+def test_flush_retries_a_deferred_message_now():
+    conf = "[Queue]\nMinBackoff = 1h\nMaxBackoff = 2h\n"
+    with harness.Tern(conf=conf, start=("queued", "deliverd")) as t:
+        blocker = block_maildir(t)
+        with connect(t) as c:
+            submit(c, "alice@remote.example", [f"{t.user}@{t.domain}"], BODY)
+        t.wait_until(lambda: deferred(t), what="the message deferred")
+        os.unlink(blocker)
+        with connect(t, "ctl") as c:
+            c.send(ipc.QUEUE_FLUSH, [])
+            assert c.recv().type == ipc.QUEUE_END
+        stored(t, 1)
+        t.wait_until(lambda: t.queue_files() == [], what="the message removed")
+
+
+def test_message_past_max_queue_lifetime_expires():
+    conf = "[Queue]\nMaxQueueLifetime = 1s\n"
+    with harness.Tern(conf=conf, start=("queued", "deliverd")) as t:
+        block_maildir(t)
+        with connect(t) as c:
+            qid = submit(c, "", [f"{t.user}@{t.domain}"], BODY)
+        t.wait_until(lambda: t.queue_files() == [], what="the message expired and removed")
+        log = t.log("queued")
+        assert (f"{qid}: to=<{t.user}@{t.domain}>, relay=none, dsn=4.4.7, status=expired, "
+                "returned to sender (message expired after ") in log, log
+        assert f"{qid}: removed" in log
+        assert not os.path.exists(spool_path(t, "queue", qid + ".st"))
 
 
 harness.main(globals())

@@ -363,8 +363,12 @@ static int delivery_on_job_done(Delivery *d, const IpcMsg *msg) {
         if (ipc_get_u64(msg, IPC_F_JOB, &job_id) < 0 || msg->n_fields != 1)
                 return -EBADMSG;
         j = delivery_find_job(d, job_id);
-        if (!j)
-                return -EBADMSG;
+        if (!j) {
+                /* Harmless (deliverd's parent may report a worker it lost after
+                 * the worker said it was done); nothing depends on it. */
+                log_debug("deliverd ended job %" PRIu64 ", which is not in flight, ignoring", job_id);
+                return 0;
+        }
         delivery_job_end(d, j, "delivery was interrupted, will retry");
         delivery_request_kick(d);
         return 0;

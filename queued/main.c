@@ -203,8 +203,10 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the event loop: %m"), 1;
 
-        log_info("Ready, spool \"%s\", socket \"%s\"", config->spool_directory,
-                 config->queued_socket);
+        log_info("Ready, spool \"%s\", socket %s%s%s", config->spool_directory,
+                 fd == SD_LISTEN_FDS_START ? "" : "\"",
+                 fd == SD_LISTEN_FDS_START ? "from systemd" : config->queued_socket,
+                 fd == SD_LISTEN_FDS_START ? "" : "\"");
         (void) sd_notify(0, "READY=1");
         queue_notify_status(queue);
         r = sd_event_loop(event);

@@ -198,4 +198,30 @@ def test_queue_list_and_flush():
                 "0000000000000: no such message in the queue"
 
 
+def test_socket_passed_by_systemd():
+    import shutil
+    import subprocess
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        raise harness.Skip("systemd-socket-activate is not installed")
+    with harness.Tern(start=()) as t:
+        sock = os.path.join(t.run_dir, "activated.sock")
+        log = open(os.path.join(t.dir, "queued.log"), "ab")
+        t.logfiles["queued"] = log.name
+        # QueuedSocket stays unbound: the socket must come from sd_listen_fds.
+        p = subprocess.Popen([activate, "--seqpacket", "-l", sock, "-E", "TERN_LOG=stderr",
+                              harness.binary("queued/tern-queued"), "-c", t.conf_path],
+                             env=t.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        t.procs["queued"] = p
+        t.wait_until(lambda: os.path.exists(sock), what="the activation socket")
+        c = ipc.Conn(sock)
+        c.hello("smtpd")
+        qid = submit(c, "a@remote.example", [f"{t.user}@{t.domain}"], BODY)
+        c.close()
+        assert t.queue_files() == [qid]
+        assert not os.path.exists(t.queued_socket)
+        assert 'socket from systemd' in t.log("queued")
+
+
 harness.main(globals())

@@ -198,6 +198,30 @@ def test_queue_list_and_flush():
                 "0000000000000: no such message in the queue"
 
 
+def test_write_error_is_451_never_queued():
+    with harness.Tern(start=("queued",)) as t:
+        tmp = spool_path(t, "tmp")
+        os.rename(tmp, tmp + ".away")
+        with open(tmp, "w") as f:
+            f.write("a file where tmp/ belongs: spool_write fails")
+        with connect(t) as c:
+            c.send(ipc.MSG_BEGIN, [(ipc.F_SENDER, "a@remote.example")])
+            qid = expect(c.recv(), ipc.MSG_BEGUN).str(ipc.F_QUEUE_ID)
+            c.send(ipc.MSG_RCPT, [(ipc.F_RCPT, f"{t.user}@{t.domain}")])
+            expect(c.recv(), ipc.MSG_RCPT_OK)
+            c.send(ipc.MSG_DATA, [(ipc.F_DATA, BODY)])
+            c.send(ipc.MSG_END, [])
+            m = expect(c.recv(), ipc.ERROR)
+            assert (m.u64(ipc.F_CODE), m.str(ipc.F_DSN), m.str(ipc.F_TEXT)) == \
+                (451, "4.3.0", "Error: queue file write error"), m
+            assert t.queue_files() == []
+            assert f"{qid}: queue file write error, message refused: " in t.log("queued")
+            os.unlink(tmp)
+            os.rename(tmp + ".away", tmp)
+            qid = submit(c, "a@remote.example", [f"{t.user}@{t.domain}"], BODY)
+        assert t.queue_files() == [qid]
+
+
 def test_socket_passed_by_systemd():
     import shutil
     import subprocess

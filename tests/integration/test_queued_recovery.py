@@ -156,4 +156,42 @@ def test_message_past_max_queue_lifetime_expires():
         assert not os.path.exists(spool_path(t, "queue", qid + ".st"))
 
 
+def test_many_recipients_and_messages_each_delivered_once():
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root: postmaster goes to root's Maildir")
+    import itertools
+    import threading
+    # 120 spellings of postmaster (all root): more than one job per message,
+    # with fewer job slots than jobs.
+    variants = ["".join(c.upper() if bit else c for c, bit in zip("postmaster", bits))
+                for bits in itertools.product((0, 1), repeat=10)][:120]
+    conf = "[Queue]\nDeliveryConcurrency = 2\n"
+    with harness.Tern(conf=conf, start=("queued", "deliverd")) as t:
+        os.makedirs(os.path.join(t.mail_dir, "root"), exist_ok=True)
+        with connect(t) as c:
+            submit(c, "alice@remote.example", [f"{v}@{t.domain}" for v in variants], BODY)
+        errors = []
+
+        def sender(n):
+            try:
+                with connect(t) as c:
+                    for i in range(6):
+                        submit(c, "bob@remote.example", [f"{t.user}@{t.domain}"],
+                               f"Subject: m{n}.{i}\r\n\r\nbody {n}.{i}\r\n".encode())
+            except Exception as e:  # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == [], errors
+        t.wait_until(lambda: t.queue_files() == [], timeout=60, what="everything delivered")
+        got = t.delivered("root")
+        assert sum(b"hello" in m for m in got) == 120, len(got)
+        for n in range(5):
+            for i in range(6):
+                assert sum(f"body {n}.{i}\n".encode() in m for m in got) == 1, (n, i)
+
+
 harness.main(globals())

@@ -196,6 +196,10 @@ def test_queue_list_and_flush():
             c.send(ipc.QUEUE_FLUSH, [(ipc.F_QUEUE_ID, "0000000000000")])
             assert expect(c.recv(), ipc.ERROR).str(ipc.F_TEXT) == \
                 "0000000000000: no such message in the queue"
+        # SIGTERM: a clean exit; the message stays for the next start.
+        assert t.stop("queued") == 0
+        assert "Stopping" in t.log("queued")
+        assert t.queue_files() == [qid]
 
 
 def test_write_error_is_451_never_queued():

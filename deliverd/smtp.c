@@ -95,7 +95,11 @@ static void error_set(SmtpError *e, DeliveryStatus status, const char *dsn, cons
 static void result_set(DeliveryResult *res, const SmtpError *e, const char *relay) {
         res->status = e->status;
         (void) snprintf(res->dsn, sizeof(res->dsn), "%s", e->dsn);
-        (void) snprintf(res->relay, sizeof(res->relay), "%s", relay);
+        /* The relay name may be longer than the result's field: cut it, on purpose
+         * (memcpy, because gcc's -Wformat-truncation rejects a cut snprintf). */
+        size_t n = strnlen(relay, sizeof(res->relay) - 1);
+        memcpy(res->relay, relay, n);
+        res->relay[n] = 0;
         (void) snprintf(res->text, sizeof(res->text), "%s", e->text);
 }
 

@@ -128,7 +128,8 @@ MailboxPath = {self.mail_dir}/%u/Maildir/
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        for name in list(self.procs):
+        # smtpd first, queued last: deliverd's last results still reach queued.
+        for name in reversed(list(self.procs)):
             self.stop(name)
         if exc_type is not None and exc_type is not Skip:
             self.dump_logs()

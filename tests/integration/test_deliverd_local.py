@@ -197,7 +197,7 @@ def test_other_users_are_refused_by_credentials():
                   "try:\n"
                   "    s.send(hello)\n"
                   "    print('EOF' if s.recv(65536) == b'' else 'ANSWERED')\n"
-                  "except ConnectionResetError:\n"
+                  "except (ConnectionResetError, BrokenPipeError):\n"
                   "    print('EOF')\n")
         py = "/usr/bin/python3"
         if not os.access(py, os.X_OK):

@@ -438,13 +438,11 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
 
 static int load_config(const Options *o, Config **ret) {
         _cleanup_free_ char *dropin = NULL;
-        const char *path = o->config ? o->config : getenv("TERN_CONFIG");
+        const char *path = config_path_resolve(o->config);
         ConfigError error = {};
         char buf[700];
         int r;
 
-        if (isempty(path))
-                path = CONFIG_DEFAULT_PATH;
         if (asprintf(&dropin, "%s.d", path) < 0)
                 return EX_OSERR;
         r = config_load(path, dropin, ret, &error);

@@ -42,8 +42,7 @@ static int usage_error(const char *fmt, ...) {
 }
 
 static const char *config_path(const char *arg) {
-        const char *path = arg ? arg : getenv("TERN_CONFIG");
-        return isempty(path) ? CONFIG_DEFAULT_PATH : path;
+        return config_path_resolve(arg);
 }
 
 static int load_config(const char *path, Config **ret) {

@@ -1187,3 +1187,12 @@ int config_dump(const Config *c, FILE *f) {
                 return -EIO;
         return 0;
 }
+
+const char *config_path_resolve(const char *arg) {
+        const char *env;
+
+        if (!isempty(arg))
+                return arg;
+        env = getenv("TERN_CONFIG");
+        return isempty(env) ? CONFIG_DEFAULT_PATH : env;
+}

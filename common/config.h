@@ -82,6 +82,10 @@ typedef struct ConfigError {
  * (unreadable file: *error filled). path/dropin_dir NULL mean the defaults. */
 int config_load(const char *path, const char *dropin_dir, Config **ret, ConfigError *error);
 
+/* The configuration file a program reads: arg (from -c) if not empty, else
+ * $TERN_CONFIG if not empty, else CONFIG_DEFAULT_PATH. Never NULL. */
+const char *config_path_resolve(const char *arg);
+
 /* A Config with only the compiled-in defaults. */
 int config_new_default(Config **ret);
 

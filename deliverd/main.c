@@ -39,10 +39,7 @@ static int parse_argv(int argc, char *argv[]) {
                 }
         if (optind < argc)
                 return -EINVAL;
-        if (!arg_config)
-                arg_config = getenv("TERN_CONFIG");
-        if (isempty(arg_config))
-                arg_config = CONFIG_DEFAULT_PATH;
+        arg_config = config_path_resolve(arg_config);
         return 0;
 }
 

@@ -97,10 +97,7 @@ int main(int argc, char **argv) {
                 say_unavailable(NULL);
                 return EXIT_FAILURE;
         }
-        if (!config_path)
-                config_path = getenv("TERN_CONFIG");
-        if (!config_path)
-                config_path = CONFIG_DEFAULT_PATH;
+        config_path = config_path_resolve(config_path);
         if (asprintf(&dropin, "%s.d", config_path) < 0) {
                 dropin = NULL;
                 say_unavailable(NULL);

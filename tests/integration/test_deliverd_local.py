@@ -465,7 +465,8 @@ def test_killed_worker_gets_job_done_from_the_parent_and_writes_nothing():
             assert collect(c, 6) == {0: (ipc.DELIVERED, "2.0.0", "local", "delivered to mailbox")}
         with open(mbox, "rb") as f:
             assert f.read().count(b"\nReturn-Path: ") == 1
-        assert f"delivery worker {worker} was killed by signal 9" in t.log("deliverd")
+        t.wait_until(lambda: f"delivery worker {worker} was killed by signal 9" in t.log("deliverd"),
+                     what="the killed worker logged")
 
 
 def test_stuck_delivery_child_is_killed_at_the_time_limit():

@@ -32,7 +32,7 @@ def test_queued_while_deliverd_down_is_delivered_after_it_starts():
                      what="the message removed from the queue")
         assert len(t.delivered()) == 1
         assert t.delivered()[0].endswith(b"hello\n") or t.delivered()[0].endswith(b"hello\r\n")
-        assert f"{qid}: removed" in t.log("queued")
+        t.wait_until(lambda: f"{qid}: removed" in t.log("queued"), what="the removal logged")
 
 
 def test_sigkill_after_queued_then_delivered_exactly_once():

@@ -333,7 +333,9 @@ def test_bad_frames_close_the_connection():
         assert t.delivered() == []
         assert t.procs["deliverd"].poll() is None
         # Every passed descriptor and connection was closed.
-        t.wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) == fds_before,
+        # "<=": the harness's readiness probe connection may still have been open
+        # when fds_before was counted; a leak would leave more, never fewer.
+        t.wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) <= fds_before,
                      what="deliverd back to its descriptors")
 
 

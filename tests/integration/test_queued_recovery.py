@@ -149,6 +149,8 @@ def test_message_past_max_queue_lifetime_expires():
         with connect(t) as c:
             qid = submit(c, "", [f"{t.user}@{t.domain}"], BODY)
         t.wait_until(lambda: t.queue_files() == [], what="the message expired and removed")
+        # The files go first, the log line follows.
+        t.wait_until(lambda: f"{qid}: removed" in t.log("queued"), what="the removal logged")
         log = t.log("queued")
         assert (f"{qid}: to=<{t.user}@{t.domain}>, relay=none, dsn=4.4.7, status=expired, "
                 "returned to sender (message expired after ") in log, log

@@ -137,6 +137,14 @@ ssize_t ipc_recv(int sockfd, void *buf, size_t size, int *ret_fd);
  * receive one reply frame into buf and parse it into *ret. */
 int ipc_call(int sockfd, const IpcWriter *w, void *buf, size_t size, IpcMsg *ret);
 
+/* A daemon's listening socket, non-blocking: the one systemd passed
+ * (sd_listen_fds; *ret_from_systemd = true), or a new SOCK_SEQPACKET socket
+ * bound to path with the given mode and, when owner is not (uid_t) -1, chowned
+ * to owner:group. A stale socket file is replaced; one that still accepts
+ * connections gives -EADDRINUSE (another daemon owns it). Returns the fd, or
+ * -EINVAL (several or wrong sockets from systemd, bad path) or another -errno. */
+int ipc_listen(const char *path, mode_t mode, uid_t owner, gid_t group, bool *ret_from_systemd);
+
 /* Connects a SOCK_SEQPACKET|SOCK_CLOEXEC socket to path. Returns fd or -errno. */
 int ipc_connect(const char *path);
 

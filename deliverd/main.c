@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "ipc.h"
 #include "log.h"
 #include "sandbox.h"
 #include "server.h"
@@ -43,46 +44,30 @@ static int parse_argv(int argc, char *argv[]) {
         return 0;
 }
 
-/* The socket systemd passed (tern-deliverd.socket), or our own bound to path
- * with mode 0600, owned by the queue user so that queued can connect. */
+/* The socket systemd passed (tern-deliverd.socket), or our own bound to
+ * DeliverdSocket with mode 0600, owned by the queue user (when we are root) so
+ * that queued can connect. */
 static int listen_socket(const Config *c) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF;
-        int n = sd_listen_fds(1);
-        mode_t old;
+        uid_t uid = (uid_t) -1;
+        gid_t gid = (gid_t) -1;
+        bool from_systemd;
+        int fd;
 
-        if (n > 1)
-                return log_error_errno(-EINVAL, "Expected one socket from systemd, got %d", n);
-        if (n == 1) {
-                if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
-                        return log_error_errno(-EINVAL, "The socket from systemd is not a listening "
-                                               "AF_UNIX SOCK_SEQPACKET socket");
-                return SD_LISTEN_FDS_START;
-        }
-        if (isempty(c->deliverd_socket) || strlen(c->deliverd_socket) >= sizeof(sa.sun_path))
-                return log_error_errno(-EINVAL, "DeliverdSocket is empty or too long");
-        memcpy(sa.sun_path, c->deliverd_socket, strlen(c->deliverd_socket) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return log_error_errno(-errno, "socket(): %m");
-        (void) unlink(sa.sun_path);
-        old = umask(0177);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                umask(old);
-                return log_error_errno(r, "Cannot bind \"%s\": %m", sa.sun_path);
-        }
-        umask(old);
-        if (chmod(sa.sun_path, 0600) < 0)
-                return log_error_errno(-errno, "Cannot chmod \"%s\": %m", sa.sun_path);
         if (geteuid() == 0 && !isempty(c->queue_user)) {
                 struct passwd *pw = getpwnam(c->queue_user);
-                if (pw && chown(sa.sun_path, pw->pw_uid, pw->pw_gid) < 0)
-                        return log_error_errno(-errno, "Cannot chown \"%s\": %m", sa.sun_path);
+                if (pw) {
+                        uid = pw->pw_uid;
+                        gid = pw->pw_gid;
+                }
         }
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(-errno, "listen(): %m");
-        return TAKE_FD(fd);
+        fd = ipc_listen(c->deliverd_socket, 0600, uid, gid, &from_systemd);
+        if (fd == -EADDRINUSE)
+                return log_error_errno(fd, "Another deliverd is listening on \"%s\"",
+                                       c->deliverd_socket);
+        if (fd < 0)
+                return log_error_errno(fd, "Cannot listen on the socket from systemd or on "
+                                       "DeliverdSocket \"%s\": %m", c->deliverd_socket);
+        return fd;
 }
 
 static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {

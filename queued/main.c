@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "ipc.h"
 #include "log.h"
 #include "queue.h"
 #include "server.h"
@@ -52,50 +53,19 @@ static int parse_argv(int argc, char *argv[]) {
         return 0;
 }
 
-/* The socket systemd passed (tern-queued.socket), or our own bound to path
- * with mode 0666: anyone may submit, queued learns who from SO_PEERCRED. */
+/* The socket systemd passed (tern-queued.socket), or our own bound to
+ * QueuedSocket with mode 0666: anyone may submit, queued learns who from
+ * SO_PEERCRED. */
 static int listen_socket(const Config *c) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -EBADF, probe = -EBADF;
-        int n = sd_listen_fds(1);
-        mode_t old;
-        int r;
+        bool from_systemd;
+        int fd = ipc_listen(c->queued_socket, 0666, (uid_t) -1, (gid_t) -1, &from_systemd);
 
-        if (n > 1)
-                return log_error_errno(-EINVAL, "Expected one socket from systemd, got %d", n);
-        if (n == 1) {
-                if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0)
-                        return log_error_errno(-EINVAL, "The socket from systemd is not a listening "
-                                               "AF_UNIX SOCK_SEQPACKET socket");
-                r = fcntl(SD_LISTEN_FDS_START, F_GETFL);
-                if (r >= 0)
-                        (void) fcntl(SD_LISTEN_FDS_START, F_SETFL, r | O_NONBLOCK);
-                return SD_LISTEN_FDS_START;
-        }
-        if (isempty(c->queued_socket) || strlen(c->queued_socket) >= sizeof(sa.sun_path))
-                return log_error_errno(-EINVAL, "QueuedSocket is empty or too long");
-        memcpy(sa.sun_path, c->queued_socket, strlen(c->queued_socket) + 1);
-
-        /* A stale socket is removed; a live one means another queued owns the spool. */
-        probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
-                return log_error_errno(-EADDRINUSE, "Another queued is listening on \"%s\"",
-                                       sa.sun_path);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -EADDRINUSE)
+                return log_error_errno(fd, "Another queued is listening on \"%s\"", c->queued_socket);
         if (fd < 0)
-                return log_error_errno(-errno, "socket(): %m");
-        (void) unlink(sa.sun_path);
-        old = umask(0111);
-        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
-        r = r < 0 ? -errno : 0;
-        umask(old);
-        if (r < 0)
-                return log_error_errno(r, "Cannot bind \"%s\": %m", sa.sun_path);
-        if (chmod(sa.sun_path, 0666) < 0)
-                return log_error_errno(-errno, "Cannot chmod \"%s\": %m", sa.sun_path);
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(-errno, "listen(): %m");
-        return TAKE_FD(fd);
+                return log_error_errno(fd, "Cannot listen on the socket from systemd or on "
+                                       "QueuedSocket \"%s\": %m", c->queued_socket);
+        return fd;
 }
 
 static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {

@@ -38,6 +38,9 @@ typedef enum ConfigType {
         CONFIG_TIMESPAN,
         CONFIG_MAILBOX_FORMAT,
         CONFIG_MAILBOX_PATH, /* absolute or "~/..." with %u */
+        CONFIG_PATH_OPT, /* absolute path, or empty: not set */
+        CONFIG_CHOICE,   /* one of the words in .choices */
+        CONFIG_BOOL,     /* yes/no, true/false, on/off, 1/0 */
 } ConfigType;
 
 typedef struct ConfigKey {
@@ -49,11 +52,16 @@ typedef struct ConfigKey {
         uint64_t min, max; /* UINT64, SIZE, TIMESPAN (usec) */
         const char *description;
         const char *postfix; /* the closest Postfix main.cf parameter, or NULL */
+        const char *choices; /* CONFIG_CHOICE: the allowed words, space-separated */
 } ConfigKey;
 
 #define K(sec, nm, t, field, def, lo, hi, desc, pf)                                      \
         { .section = sec, .name = nm, .type = t, .offset = offsetof(Config, field),      \
           .default_text = def, .min = lo, .max = hi, .description = desc, .postfix = pf }
+#define KC(sec, nm, field, def, ch, desc, pf)                                             \
+        { .section = sec, .name = nm, .type = CONFIG_CHOICE,                               \
+          .offset = offsetof(Config, field), .default_text = def, .description = desc,     \
+          .postfix = pf, .choices = ch }
 
 /* The one declaration of every key. conf/tern.conf and docs/configuration.md
  * are written from it; keep them in step. */
@@ -89,6 +97,19 @@ static const ConfigKey config_keys[] = {
           "Age after which a message still deferred is bounced", "maximal_queue_lifetime"),
         K("Queue", "DeliveryConcurrency", CONFIG_UINT64, delivery_concurrency, "20", 1, 1000,
           "Deliveries in progress at the same time", "default_process_limit"),
+        K("Queue", "DestinationConcurrency", CONFIG_UINT64, destination_concurrency, "20", 1,
+          1000, "Deliveries in progress at the same time to one destination (domain or "
+          "relay host)", "default_destination_concurrency_limit"),
+        K("Queue", "DelayWarningTime", CONFIG_TIMESPAN, delay_warning_usec, "4h", 0,
+          365 * USEC_PER_DAY,
+          "Age at which the sender is told that a message is still deferred; 0: never",
+          "delay_warning_time"),
+        K("Queue", "BounceQueueLifetime", CONFIG_TIMESPAN, bounce_queue_lifetime_usec, "5d", 0,
+          365 * USEC_PER_DAY, "Age after which an undeliverable bounce is given up",
+          "bounce_queue_lifetime"),
+        K("Queue", "HopCountLimit", CONFIG_UINT64, hop_count_limit, "50", 1, 1000,
+          "Received: headers after which a message is bounced as a mail loop",
+          "hopcount_limit"),
 
         K("SMTP", "Banner", CONFIG_STRING, banner, "ESMTP tern", 0, 0,
           "Greeting text after \"220 Hostname \"", "smtpd_banner"),
@@ -104,6 +125,52 @@ static const ConfigKey config_keys[] = {
           "Time a client has to send a command or a piece of data", "smtpd_timeout"),
         K("SMTP", "SessionTimeout", CONFIG_TIMESPAN, session_timeout_usec, "1h",
           USEC_PER_MSEC, 7 * USEC_PER_DAY, "Longest duration of one SMTP session", NULL),
+        K("SMTP", "SessionRecipientLimit", CONFIG_UINT64, session_recipient_limit, "5000", 1,
+          1000000, "Most recipients accepted in one SMTP session, all messages together", NULL),
+        K("SMTP", "JunkCommandLimit", CONFIG_UINT64, junk_command_limit, "100", 1, 100000,
+          "NOOP, RSET, VRFY and HELP commands after which a client is disconnected",
+          "smtpd_junk_command_limit"),
+        KC("SMTP", "BareLineEnding", bare_line_ending, "reject", "reject normalize",
+           "A bare CR or LF in message data: reject the message (550 5.5.2) or normalize "
+           "it to CRLF; never taken as an end of data", "smtpd_forbid_bare_newline"),
+        K("SMTP", "PregreetWait", CONFIG_TIMESPAN, pregreet_wait_usec, "0", 0, 60 * USEC_PER_SEC,
+          "Pause before the greeting during which a client that talks first is rejected; "
+          "input pending when the greeting is sent is rejected even with 0",
+          "postscreen_greet_wait"),
+        K("SMTP", "ClientAccess", CONFIG_PATH_OPT, client_access, "", 0, 0,
+          "Access table by client address or network (OK, REJECT, DEFER, or a reply)",
+          "check_client_access"),
+        K("SMTP", "HeloAccess", CONFIG_PATH_OPT, helo_access, "", 0, 0,
+          "Access table by HELO/EHLO name", "check_helo_access"),
+        K("SMTP", "SenderAccess", CONFIG_PATH_OPT, sender_access, "", 0, 0,
+          "Access table by envelope sender address or domain", "check_sender_access"),
+        K("SMTP", "RecipientAccess", CONFIG_PATH_OPT, recipient_access, "", 0, 0,
+          "Access table by envelope recipient address or domain", "check_recipient_access"),
+        K("SMTP", "DNSBlocklists", CONFIG_DOMAINS, dns_blocklists, "", 0, 0,
+          "DNS blocklist zones queried with the client's IPv4 address; a listed client is "
+          "refused at RCPT", "reject_rbl_client"),
+
+        K("TLS", "CertificateFile", CONFIG_PATH_OPT, tls_certificate_file, "", 0, 0,
+          "PEM certificate chain of the SMTP server; empty: no STARTTLS and no port 465",
+          "smtpd_tls_cert_file"),
+        K("TLS", "KeyFile", CONFIG_PATH_OPT, tls_key_file, "", 0, 0,
+          "PEM private key of CertificateFile", "smtpd_tls_key_file"),
+        KC("TLS", "SecurityLevel", tls_security_level, "may", "none may encrypt",
+           "STARTTLS on port 25: none (not offered), may (offered), encrypt (required "
+           "before MAIL)", "smtpd_tls_security_level"),
+
+        KC("Auth", "Backend", auth_backend, "table", "none table dovecot",
+           "Where AUTH PLAIN/LOGIN credentials are checked: a table of crypt(3) hashes "
+           "(PasswordTable) or Dovecot's authentication socket", "smtpd_sasl_type"),
+        K("Auth", "PasswordTable", CONFIG_PATH_OPT, auth_password_table, "/etc/tern/passwd",
+          0, 0, "Table of \"user crypt-hash\" lines, compiled with ternctl map", NULL),
+        K("Auth", "DovecotSocket", CONFIG_PATH, auth_dovecot_socket, "/run/dovecot/auth-client",
+          0, 0, "Dovecot's authentication client socket", "smtpd_sasl_path"),
+        K("Auth", "SenderLoginMap", CONFIG_PATH_OPT, auth_sender_login_map, "", 0, 0,
+          "Table of envelope sender -> logins allowed to use it; empty: any sender",
+          "smtpd_sender_login_maps"),
+        K("Auth", "FailureLimit", CONFIG_UINT64, auth_failure_limit, "3", 1, 100,
+          "Failed AUTH attempts after which a client is disconnected", NULL),
 
         K("Delivery", "RelayHost", CONFIG_STRING, relay_host, "", 0, 0,
           "Send all remote mail via this host (\"[host]:port\" skips the MX lookup); "
@@ -114,6 +181,24 @@ static const ConfigKey config_keys[] = {
         K("Delivery", "ReplyTimeout", CONFIG_TIMESPAN, smtp_reply_timeout_usec, "300s",
           USEC_PER_MSEC, USEC_PER_DAY,
           "Time a remote server has to answer a command", "smtp_*_timeout"),
+        K("Delivery", "TransportTable", CONFIG_PATH_OPT, transport_table, "", 0, 0,
+          "Table of domain or address -> transport (smtp:[host]:port, lmtp:unix:/path, "
+          "lmtp:[host]:port, local, discard, error:text)", "transport_maps"),
+        KC("Delivery", "TLSSecurityLevel", smtp_tls_security_level, "may",
+           "none may encrypt verify",
+           "STARTTLS towards other servers: none, may (opportunistic), encrypt (required), "
+           "verify (required, certificate and name checked)", "smtp_tls_security_level"),
+        K("Delivery", "TLSPolicyTable", CONFIG_PATH_OPT, smtp_tls_policy_table, "", 0, 0,
+          "Table of domain or relay host -> TLS security level", "smtp_tls_policy_maps"),
+        K("Delivery", "TLSCAFile", CONFIG_PATH_OPT, smtp_tls_ca_file, "", 0, 0,
+          "PEM trust anchors for verify; empty: the system trust store", "smtp_tls_CAfile"),
+        K("Delivery", "RelayPasswordTable", CONFIG_PATH_OPT, smtp_password_table, "", 0, 0,
+          "Table of relay host -> user:password for AUTH (keep it mode 0600)",
+          "smtp_sasl_password_maps"),
+        K("Delivery", "ConnectionReuseTime", CONFIG_TIMESPAN, smtp_connection_reuse_usec, "2s",
+          0, 300 * USEC_PER_SEC,
+          "How long an idle connection is kept for the next message to the same destination",
+          "smtp_connection_cache_time_limit"),
 
         K("Local", "MailboxFormat", CONFIG_MAILBOX_FORMAT, mailbox_format, "maildir", 0, 0,
           "maildir or mbox", "home_mailbox"),
@@ -123,12 +208,38 @@ static const ConfigKey config_keys[] = {
         K("Local", "LocalDeliveryTimeout", CONFIG_TIMESPAN, local_delivery_timeout_usec,
           "1000s", USEC_PER_MSEC, USEC_PER_DAY,
           "Longest duration of one local delivery", "local_destination_timeout"),
+        K("Local", "AliasFile", CONFIG_PATH_OPT, alias_file, "/etc/aliases", 0, 0,
+          "Aliases in the classic format, compiled with newaliases; empty: none",
+          "alias_maps"),
+        K("Local", "ForwardPath", CONFIG_MAILBOX_PATH, forward_path, "~/.forward", 0, 0,
+          "A user's forward file", "forward_path"),
+        K("Local", "RecipientDelimiter", CONFIG_STRING, recipient_delimiter, "+", 0, 0,
+          "Characters separating a user name from an address extension (user+tag); "
+          "empty: none", "recipient_delimiter"),
+
+        K("Virtual", "AliasDomains", CONFIG_DOMAINS, virtual_alias_domains, "", 0, 0,
+          "Domains whose addresses are all rewritten by AliasMap", "virtual_alias_domains"),
+        K("Virtual", "AliasMap", CONFIG_PATH_OPT, virtual_alias_map, "", 0, 0,
+          "Table of address or @domain -> addresses, applied to every recipient",
+          "virtual_alias_maps"),
+        K("Virtual", "MailboxDomains", CONFIG_DOMAINS, virtual_mailbox_domains, "", 0, 0,
+          "Domains whose users have a mailbox in MailboxMap", "virtual_mailbox_domains"),
+        K("Virtual", "MailboxMap", CONFIG_PATH_OPT, virtual_mailbox_map, "", 0, 0,
+          "Table of address -> mailbox path below MailboxBase (ending in / for Maildir)",
+          "virtual_mailbox_maps"),
+        K("Virtual", "MailboxBase", CONFIG_PATH, virtual_mailbox_base, "/var/mail/vhosts", 0, 0,
+          "Directory holding the virtual mailboxes", "virtual_mailbox_base"),
+        K("Virtual", "MailboxUser", CONFIG_USER, virtual_mailbox_user, "vmail", 0, 0,
+          "User owning every virtual mailbox (must exist when MailboxDomains is set)",
+          "virtual_uid_maps"),
 };
+#undef KC
 #undef K
 
 #define N_KEYS ELEMENTSOF(config_keys)
 
-static const char *const config_sections[] = { "Server", "Queue", "SMTP", "Delivery", "Local" };
+static const char *const config_sections[] = { "Server", "Queue", "SMTP", "TLS", "Auth",
+                                               "Delivery", "Local", "Virtual" };
 
 static const char *const mailbox_format_table[_MAILBOX_FORMAT_MAX] = {
         [MAILBOX_MAILDIR] = "maildir",
@@ -494,6 +605,56 @@ static int config_assign(Config *c, size_t idx, const char *value, const char *f
                                    config_quote(value, q, sizeof(q)));
 
         switch (k->type) {
+        case CONFIG_PATH_OPT:
+                if (!isempty(value) && value[0] != '/')
+                        return config_fail(e, file, line, k->name, -EINVAL,
+                                           "value %s is not an absolute path",
+                                           config_quote(value, q, sizeof(q)));
+                r = config_replace_string(field, value);
+                if (r < 0)
+                        return r;
+                break;
+
+        case CONFIG_CHOICE: {
+                const char *w = k->choices;
+                size_t n = strlen(value);
+                bool ok = false;
+
+                while (*w && !ok) {
+                        size_t l = strcspn(w, " ");
+                        ok = l == n && strncmp(w, value, n) == 0;
+                        w += l;
+                        w += strspn(w, " ");
+                }
+                if (!ok)
+                        return config_fail(e, file, line, k->name, -EINVAL,
+                                           "value %s is not one of: %s",
+                                           config_quote(value, q, sizeof(q)), k->choices);
+                r = config_replace_string(field, value);
+                if (r < 0)
+                        return r;
+                break;
+        }
+
+        case CONFIG_BOOL: {
+                static const char *const yes[] = { "yes", "true", "on", "1" };
+                static const char *const no[] = { "no", "false", "off", "0" };
+                bool b = false, found = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(yes) && !found; i++) {
+                        if (strcasecmp(value, yes[i]) == 0)
+                                b = found = true;
+                        else if (strcasecmp(value, no[i]) == 0)
+                                found = true;
+                }
+                if (!found)
+                        return config_fail(e, file, line, k->name, -EINVAL,
+                                           "value %s is not a boolean (yes or no)",
+                                           config_quote(value, q, sizeof(q)));
+                *(bool *) field = b;
+                break;
+        }
+
         case CONFIG_PATH:
         case CONFIG_USER:
         case CONFIG_HOSTNAME:
@@ -1018,6 +1179,8 @@ Config *config_free(Config *c) {
 
                 switch (k->type) {
                 case CONFIG_STRING:
+                case CONFIG_PATH_OPT:
+                case CONFIG_CHOICE:
                 case CONFIG_PATH:
                 case CONFIG_USER:
                 case CONFIG_HOSTNAME:
@@ -1129,6 +1292,8 @@ static void config_dump_value(const Config *c, const ConfigKey *k, FILE *f) {
 
         switch (k->type) {
         case CONFIG_STRING:
+        case CONFIG_PATH_OPT:
+        case CONFIG_CHOICE:
         case CONFIG_PATH:
         case CONFIG_USER:
         case CONFIG_HOSTNAME:
@@ -1161,6 +1326,9 @@ static void config_dump_value(const Config *c, const ConfigKey *k, FILE *f) {
                 break;
         case CONFIG_MAILBOX_FORMAT:
                 fputs(mailbox_format_to_string(*(const MailboxFormat *) field) ?: "", f);
+                break;
+        case CONFIG_BOOL:
+                fputs(*(const bool *) field ? "yes" : "no", f);
                 break;
         }
 }

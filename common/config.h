@@ -35,6 +35,10 @@ typedef struct Config {
         uint64_t max_backoff_usec;       /* maximal_backoff_time */
         uint64_t max_queue_lifetime_usec;/* maximal_queue_lifetime */
         uint64_t delivery_concurrency;   /* default_process_limit (deliveries in flight) */
+        uint64_t destination_concurrency;/* default_destination_concurrency_limit */
+        uint64_t delay_warning_usec;     /* delay_warning_time; 0: none */
+        uint64_t bounce_queue_lifetime_usec; /* bounce_queue_lifetime */
+        uint64_t hop_count_limit;        /* hopcount_limit (Received: headers) */
 
         /* [SMTP] */
         char *banner;                    /* smtpd_banner text after "220 hostname " */
@@ -43,17 +47,52 @@ typedef struct Config {
         uint64_t hard_error_limit;       /* smtpd_hard_error_limit */
         uint64_t timeout_usec;           /* smtpd_timeout (idle, per command) */
         uint64_t session_timeout_usec;   /* whole session */
+        uint64_t session_recipient_limit;/* recipients in one session, all messages */
+        uint64_t junk_command_limit;     /* smtpd_junk_command_limit */
+        char *bare_line_ending;          /* "reject" or "normalize" */
+        uint64_t pregreet_wait_usec;     /* postscreen_greet_wait; 0: only check at greeting */
+        char *client_access, *helo_access, *sender_access, *recipient_access; /* "" = none */
+        char **dns_blocklists;           /* reject_rbl_client zones */
+
+        /* [TLS] (server side) */
+        char *tls_certificate_file;      /* "" = no TLS */
+        char *tls_key_file;
+        char *tls_security_level;        /* "none", "may", "encrypt" */
+
+        /* [Auth] */
+        char *auth_backend;              /* "none", "table", "dovecot" */
+        char *auth_password_table;       /* "" = none */
+        char *auth_dovecot_socket;
+        char *auth_sender_login_map;     /* "" = any sender */
+        uint64_t auth_failure_limit;
 
         /* [Delivery] */
         char *relay_host;                /* relayhost: "[host]:port", "host:port" (MX lookup
                                             unless bracketed) or "" (MX of each recipient domain) */
         uint64_t smtp_connect_timeout_usec;  /* smtp_connect_timeout */
         uint64_t smtp_reply_timeout_usec;    /* smtp_*_timeout */
+        char *transport_table;               /* "" = none */
+        char *smtp_tls_security_level;       /* "none", "may", "encrypt", "verify" */
+        char *smtp_tls_policy_table;         /* "" = none */
+        char *smtp_tls_ca_file;              /* "" = system trust store */
+        char *smtp_password_table;           /* "" = none */
+        uint64_t smtp_connection_reuse_usec; /* 0: no reuse */
 
         /* [Local] */
         MailboxFormat mailbox_format;    /* home_mailbox Maildir/ vs mail_spool_directory */
         char *mailbox_path;              /* "~/Maildir/" or "/var/mail/%u"; %u user, ~ home */
         uint64_t local_delivery_timeout_usec;
+        char *alias_file;                /* "" = none; compiled form alias_file".cdb" */
+        char *forward_path;              /* "~/.forward" */
+        char *recipient_delimiter;       /* "" = none */
+
+        /* [Virtual] */
+        char **virtual_alias_domains;
+        char *virtual_alias_map;         /* "" = none */
+        char **virtual_mailbox_domains;
+        char *virtual_mailbox_map;       /* "" = none */
+        char *virtual_mailbox_base;
+        char *virtual_mailbox_user;
 
         /* Private to config.c: where each key's value came from (one entry per
          * key of its table, in table order), and the names of the files read,

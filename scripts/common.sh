@@ -33,8 +33,20 @@ install_packages() {
         done
         [ ${#missing[@]} -eq 0 ] && return 0
         say "installing ${missing[*]}"
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+        # Packages such as postfix, dovecot and dnsmasq start their daemon on
+        # installation; a policy-rc.d that answers 101 keeps them stopped (the
+        # tests start their own instances on their own ports). An existing
+        # policy file is left alone. The dpkg lock is waited for, not fought.
+        local policy=/usr/sbin/policy-rc.d placed=
+        if [ ! -e $policy ]; then
+                printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy && placed=1
+        fi
+        local rc=0
+        apt-get -o DPkg::Lock::Timeout=600 update -q &&
+                apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+                        "${missing[@]}" </dev/null || rc=$?
+        [ -n "$placed" ] && rm -f $policy
+        return $rc
 }
 
 # meson_build DIR [meson options...]: configures DIR once (prefix /usr/local,

@@ -23,8 +23,14 @@ fuzz_seconds=${TERN_FUZZ_SECONDS:-20}
 # Besides the build: clang and its libFuzzer runtime for the fuzzers; swaks,
 # Python and OpenSSL's tools as real clients; systemd-container (nspawn) for
 # the system test; iproute2 and util-linux (nsenter) for the scripts.
+# Real peers of the integration and system tests: Dovecot (auth socket and
+# LMTP), dnsmasq (MX, null MX and DNSBL records), Postfix (smtp-source and
+# smtp-sink, and the benchmark's smoke mode), testssl.sh; dpkg-dev, debhelper
+# and debootstrap build and install the Debian package.
 install_packages "${BUILD_PACKAGES[@]}" clang libclang-rt-dev swaks python3 openssl \
-        systemd-container util-linux iproute2
+        systemd-container util-linux iproute2 dovecot-core dovecot-lmtpd dnsmasq-base \
+        postfix testssl.sh bsdextrautils dpkg-dev debhelper fakeroot debootstrap strace \
+        libcrypt-dev
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

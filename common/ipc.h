@@ -47,8 +47,11 @@ typedef enum IpcType {
         IPC_QUEUE_ENTRY,        /* QUEUE_ID, STATE, SENDER, SIZE, ARRIVAL, RCPT (repeated), TEXT (last error) */
         IPC_QUEUE_END,
         IPC_QUEUE_FLUSH,        /* QUEUE_ID optional -> IPC_QUEUE_END */
+        /* 54..69: further queue administration (queued) */
+        /* 70..79: statistics and metrics (operations) */
+        /* 33..39: further delivery messages (deliverd) */
 
-        _IPC_TYPE_MAX,
+        _IPC_TYPE_MAX = 96,
 } IpcType;
 
 typedef enum IpcTag {
@@ -79,7 +82,11 @@ typedef enum IpcTag {
         IPC_F_RELAY,            /* str "local", "mx.example.org[192.0.2.1]:25" */
         IPC_F_STATE,            /* str "active", "deferred", "hold", ... */
         IPC_F_ARRIVAL,          /* u64 usec since epoch */
-        _IPC_F_MAX,
+        /* Reserved blocks, so that parallel work never collides:
+         * 40..49 queue administration and scheduling, 50..59 delivery status
+         * notifications and local submission, 60..69 smtpd, 70..79 deliverd,
+         * 80..89 statistics and metrics. Give each new tag its number. */
+        _IPC_F_MAX = 128,
 } IpcTag;
 
 typedef struct IpcField {

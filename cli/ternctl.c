@@ -1,5 +1,6 @@
-/* ternctl: the administrator's command. Verbs: queue [list] [--json], queue
- * flush [ID], config, check. Exit codes: 0 success, 1 failure, 2 usage. */
+/* ternctl: the administrator's command. The verbs are listed in the table at
+ * the end; each parses its own arguments (see ternctl.h). Exit codes: 0
+ * success, 1 failure, 2 usage. */
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -7,8 +8,9 @@
 #include "config.h"
 #include "queue_list.h"
 #include "tern-build.h"
+#include "ternctl.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE TERNCTL_EXIT_USAGE
 
 static void help(void) {
         printf("Usage: ternctl [-c FILE] COMMAND\n"
@@ -19,6 +21,7 @@ static void help(void) {
                "  config                  print the effective configuration and where each\n"
                "                          value comes from\n"
                "  check                   validate the configuration\n"
+               "  map [--aliases] FILE... compile lookup tables FILE into FILE.cdb\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE       configuration (default $TERN_CONFIG, %s);\n"
@@ -29,8 +32,7 @@ static void help(void) {
                CONFIG_DEFAULT_PATH);
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...) {
+int ternctl_usage_error(const char *fmt, ...) {
         va_list ap;
 
         fputs("ternctl: ", stderr);
@@ -41,11 +43,10 @@ static int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
-static const char *config_path(const char *arg) {
-        return config_path_resolve(arg);
-}
+#define usage_error ternctl_usage_error
+#define load_config ternctl_load_config
 
-static int load_config(const char *path, Config **ret) {
+int ternctl_load_config(const char *path, Config **ret) {
         _cleanup_free_ char *dropin = NULL;
         ConfigError error = {};
         char buf[700];
@@ -123,20 +124,51 @@ static int verb_check(const char *path) {
         return load_config(path, &c) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+static int verb_queue_args(const char *path, int argc, char **argv) {
+        char *args[argc > 0 ? argc : 1];
+        size_t n = 0;
+        bool json = false;
+
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--json"))
+                        json = true;
+                else
+                        args[n++] = argv[i];
+        }
+        return verb_queue(path, args, n, json);
+}
+
+static int verb_no_args(const char *path, int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("unexpected argument \"%s\"", argv[1]);
+        if (streq(argv[0], "config"))
+                return verb_config(path);
+        return verb_check(path);
+}
+
+static const struct {
+        const char *name;
+        int (*run)(const char *config_path, int argc, char **argv);
+} verbs[] = {
+        { "queue", verb_queue_args },
+        { "config", verb_no_args },
+        { "check", verb_no_args },
+        { "map", verb_map },
+};
+
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON };
+        enum { ARG_VERSION = 0x100 };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
-                { "json", no_argument, NULL, ARG_JSON },
                 {},
         };
         const char *config = NULL;
-        bool json = false;
         int c;
 
-        while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) >= 0) {
+        /* "+": options end at the verb; the verb parses the rest itself. */
+        while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         config = optarg;
@@ -147,9 +179,6 @@ int main(int argc, char *argv[]) {
                 case ARG_VERSION:
                         printf("tern %s\n", TERN_VERSION);
                         return EXIT_SUCCESS;
-                case ARG_JSON:
-                        json = true;
-                        break;
                 default:
                         fputs("Try 'ternctl --help'.\n", stderr);
                         return EXIT_USAGE;
@@ -158,20 +187,14 @@ int main(int argc, char *argv[]) {
         if (optind >= argc)
                 return usage_error("%s", "no command given");
 
-        const char *verb = argv[optind];
-        char **args = argv + optind + 1;
-        size_t n = (size_t) (argc - optind - 1);
-        const char *path = config_path(config);
-
-        if (json && !streq(verb, "queue"))
-                return usage_error("--json applies to queue list only, not \"%s\"", verb);
-        if (streq(verb, "queue"))
-                return verb_queue(path, args, n, json);
-        if (n > 0)
-                return usage_error("unexpected argument \"%s\"", args[0]);
-        if (streq(verb, "config"))
-                return verb_config(path);
-        if (streq(verb, "check"))
-                return verb_check(path);
-        return usage_error("unknown command \"%s\" (queue, config, check)", verb);
+        const char *path = config_path_resolve(config);
+        int first = optind;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[first], verbs[i].name)) {
+                        /* A verb may run getopt on its own argv; 0 makes glibc's
+                         * getopt start afresh at argv[1]. */
+                        optind = 0;
+                        return verbs[i].run(path, argc - first, argv + first);
+                }
+        return usage_error("unknown command \"%s\" (see ternctl --help)", argv[optind]);
 }

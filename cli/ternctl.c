@@ -6,7 +6,9 @@
 #include <stdarg.h>
 
 #include "config.h"
+#include "log_show.h"
 #include "queue_list.h"
+#include "stats.h"
 #include "tern-build.h"
 #include "ternctl.h"
 
@@ -22,6 +24,11 @@ static void help(void) {
                "                          value comes from\n"
                "  check                   validate the configuration\n"
                "  map [--aliases] FILE... compile lookup tables FILE into FILE.cdb\n"
+               "  log ID                  one message's life from the journal, in time order\n"
+               "  log --follow [ID]       follow deliveries (or message ID) live\n"
+               "  stats                   counters in the Prometheus text format\n"
+               "  route ADDRESS...        show how each recipient is routed (virtual aliases,\n"
+               "                          transport, next hop) or why RCPT TO refuses it\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE       configuration (default $TERN_CONFIG, %s);\n"
@@ -154,6 +161,9 @@ static const struct {
         { "config", verb_no_args },
         { "check", verb_no_args },
         { "map", verb_map },
+        { "log", verb_log },
+        { "stats", verb_stats },
+        { "route", verb_route },
 };
 
 int main(int argc, char *argv[]) {

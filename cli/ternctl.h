@@ -16,3 +16,4 @@ int ternctl_usage_error(const char *fmt, ...) _printf_(1, 2);
 int ternctl_load_config(const char *path, Config **ret);
 
 int verb_map(const char *config_path, int argc, char **argv);
+int verb_route(const char *config_path, int argc, char **argv);

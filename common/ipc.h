@@ -49,6 +49,10 @@ typedef enum IpcType {
         IPC_QUEUE_FLUSH,        /* QUEUE_ID optional -> IPC_QUEUE_END */
         /* 54..69: further queue administration (queued) */
         /* 70..79: statistics and metrics (operations) */
+        IPC_STATS_SESSION = 70, /* smtpd -> queued at session end, no reply: STATS_TLS (u64 0/1),
+                                   STATS_REJECT (repeated str "STAGE DSN", one per rejection) */
+        IPC_STATS_GET,          /* ternctl/tern-metrics -> queued -> IPC_STATS_TEXT */
+        IPC_STATS_TEXT,         /* queued -> client: DATA (Prometheus text exposition format) */
         /* 33..39: further delivery messages (deliverd) */
 
         _IPC_TYPE_MAX = 96,
@@ -86,6 +90,8 @@ typedef enum IpcTag {
          * 40..49 queue administration and scheduling, 50..59 delivery status
          * notifications and local submission, 60..69 smtpd, 70..79 deliverd,
          * 80..89 statistics and metrics. Give each new tag its number. */
+        IPC_F_STATS_TLS = 80,   /* u64 0/1: the session used TLS */
+        IPC_F_STATS_REJECT,     /* str "RCPT 5.7.1": stage and enhanced status code */
         _IPC_F_MAX = 128,
 } IpcTag;
 

@@ -13,6 +13,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "queue.h"
+#include "stats.h"
 
 #define DELIVERY_JOB_RCPTS_MAX 50u
 #define DELIVERY_RETRY_MIN_USEC (1u * 1000000u)
@@ -353,6 +354,7 @@ static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
                 }
                 break;
         }
+        stats_note_result(m, (DeliveryStatus) status, relay);
         return 0;
 }
 

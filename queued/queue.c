@@ -13,6 +13,7 @@
 #include "log.h"
 #include "queue.h"
 #include "schedule.h"
+#include "stats.h"
 
 /* A directory with more entries than this is not scanned further at once;
  * the rest waits for the next start. Keeps a hostile spool from exhausting memory. */
@@ -195,6 +196,7 @@ static void queue_msg_expire(QueueMsg *m, uint64_t now) {
                         log_error_errno(r, "%s: cannot record the expiry of <%s>: %m", m->id, m->rcpts[i]);
                 m->status[i] = DELIVERY_BOUNCED;
                 q->n_bounced++;
+                stats_note_result(m, DELIVERY_BOUNCED, "none");
                 log_fields(LOG_INFO, f, "%s: to=<%s>, relay=none, dsn=4.4.7, status=expired, "
                            "returned to sender (%s)", m->id, m->rcpts[i], text);
         }

@@ -11,6 +11,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "server.h"
+#include "stats.h"
 #include "submission.h"
 
 /* A peer that does not read its replies must not stall queued. */
@@ -33,6 +34,7 @@ struct Server {
 static Peer *peer_free(Peer *p) {
         if (!p)
                 return NULL;
+        stats_peer_gone(p);
         if (p->server) {
                 if (p->prev)
                         p->prev->next = p->next;
@@ -86,6 +88,7 @@ static int peer_on_hello(Peer *p, const IpcMsg *m) {
         if (r < 0)
                 return r;
         p->hello = true;
+        stats_peer_hello(p, role);
         return 0;
 }
 
@@ -100,6 +103,8 @@ static const PeerHandler peer_handlers[_IPC_TYPE_MAX] = {
         [IPC_MSG_ABORT] = submission_on_abort,
         [IPC_QUEUE_LIST] = admin_on_list,
         [IPC_QUEUE_FLUSH] = admin_on_flush,
+        [IPC_STATS_SESSION] = stats_on_session,
+        [IPC_STATS_GET] = stats_on_get,
 };
 
 static int on_peer_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {

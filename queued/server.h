@@ -19,6 +19,7 @@ struct Peer {
         sd_event_source *source;
         bool hello;
         bool trusted;           /* root, ourselves or smtpd: its client fields are recorded */
+        bool smtpd_session;     /* an smtpd counted as an active session (stats.c) */
         uid_t uid;
         pid_t pid;
         char *user;             /* the peer's user name, for local submitters */

@@ -7,8 +7,16 @@
 #include "ipc.h"
 #include "queue_client.h"
 
+/* Rejections reported per session; a session with more (it is cut off after
+ * HardErrorLimit anyway) reports the first ones. */
+#define QUEUE_REJECTS_MAX 32u
+#define QUEUE_REJECT_LEN 32u
+
 struct QueueClient {
         int fd;
+        char rejects[QUEUE_REJECTS_MAX][QUEUE_REJECT_LEN];
+        size_t n_rejects;
+        bool tls;
         IpcWriter w;
         uint8_t buf[IPC_FRAME_MAX];
         IpcMsg msg;
@@ -33,6 +41,8 @@ int queue_client_new(const char *path, uint64_t timeout_usec, QueueClient **ret)
         q = malloc(sizeof(*q));
         if (!q)
                 return -ENOMEM;
+        q->n_rejects = 0;
+        q->tls = false;
         q->fd = ipc_connect(path);
         if (q->fd < 0)
                 return q->fd;
@@ -160,5 +170,28 @@ int queue_client_end(QueueClient *q, char ret_id[QUEUE_ID_MAX], QueueReply *ret_
 
 int queue_client_abort(QueueClient *q) {
         ipc_writer_init(&q->w, IPC_MSG_ABORT);
+        return ipc_send(q->fd, &q->w, -EBADF);
+}
+
+void queue_client_note_reject(QueueClient *q, const char *stage, const char *text) {
+        size_t n = strcspn(text, " ");
+
+        if (!q || q->n_rejects >= QUEUE_REJECTS_MAX || n == 0 || n > 9)
+                return;
+        (void) snprintf(q->rejects[q->n_rejects++], QUEUE_REJECT_LEN, "%s %.*s", stage, (int) n, text);
+}
+
+void queue_client_note_tls(QueueClient *q) {
+        if (q)
+                q->tls = true;
+}
+
+int queue_client_report(QueueClient *q) {
+        if (!q)
+                return 0;
+        ipc_writer_init(&q->w, IPC_STATS_SESSION);
+        ipc_put_u64(&q->w, IPC_F_STATS_TLS, q->tls);
+        for (size_t i = 0; i < q->n_rejects; i++)
+                ipc_put_str(&q->w, IPC_F_STATS_REJECT, q->rejects[i]);
         return ipc_send(q->fd, &q->w, -EBADF);
 }

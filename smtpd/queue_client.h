@@ -44,3 +44,11 @@ int queue_client_end(QueueClient *q, char ret_id[QUEUE_ID_MAX], QueueReply *ret_
 int queue_client_data(QueueClient *q, const void *p, size_t n);
 /* Returns 0 or -errno. */
 int queue_client_abort(QueueClient *q);
+
+/* Statistics for queued's metrics (IPC_STATS_SESSION): a rejection at stage
+ * ("RCPT") whose reply text starts with its enhanced status code, and TLS in
+ * use on the session. Kept here and sent once by queue_client_report at the
+ * end of the session (no reply). Report returns 0 or -errno. */
+void queue_client_note_reject(QueueClient *q, const char *stage, const char *text);
+void queue_client_note_tls(QueueClient *q);
+int queue_client_report(QueueClient *q);

@@ -65,11 +65,13 @@ int session_reject(Session *s, const char *stage, const char *rcpt, unsigned cod
                 { "MESSAGE_ID", LOG_MID_REJECT },
                 { "TERN_FROM", s->in_transaction ? s->sender : NULL },
                 { "TERN_RCPT", rcpt },
+                { "TERN_STATUS", "reject" },
         };
 
         va_start(ap, fmt);
         (void) vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
+        queue_client_note_reject(s->queue, stage, text);
         if (rcpt)
                 (void) snprintf(to, sizeof(to), " to=<%s>", rcpt);
         if (s->in_transaction)
@@ -316,6 +318,8 @@ int session_run(Session *s) {
         }
         session_transaction_reset(s);
         (void) io_flush(&s->io);
+        if (!s->queue_broken)
+                (void) queue_client_report(s->queue);
         log_disconnect(s, s->why);
         return r < 0 && r != -ECONNRESET && r != -ETIMEDOUT ? r : 0;
 }

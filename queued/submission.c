@@ -1,6 +1,6 @@
 /* One message transaction from smtpd or sendmail: BEGIN gives a queue id, RCPT
- * checks local recipients, DATA collects the message (bounded), END makes it
- * durable with spool_write and only then answers QUEUED (promise 1). Client
+ * checks and expands recipients (common/route.h), DATA collects the message (bounded), END makes it
+ * durable (group commit, commit.c) and only then answers QUEUED (promise 1). Client
  * fields are recorded only from trusted peers; a local submitter is recorded
  * by its uid. */
 #include <ctype.h>
@@ -9,8 +9,10 @@
 #include <time.h>
 
 #include "address.h"
+#include "commit.h"
 #include "log.h"
 #include "queue.h"
+#include "route.h"
 #include "submission.h"
 
 /* Room for the Received: header smtpd puts in front of a message that is
@@ -33,6 +35,7 @@ struct Submission {
         uint64_t body_max;
         bool too_big;
         bool no_memory;
+        uint64_t size;          /* of the body written to the spool */
 };
 
 static void submission_drop_body(Submission *s) {
@@ -180,41 +183,78 @@ int submission_on_begin(Peer *p, const IpcMsg *m) {
         return 0;
 }
 
-/* 0 when addr may be accepted, 1 when the local user is unknown, -EINVAL on bad syntax. */
-static int rcpt_check(const Config *c, const char *addr, bool utf8, char *canon, size_t canon_size) {
-        char user[ADDRESS_LOCAL_MAX * 2 + 3];
-        Address a;
-        size_t n = strlen(addr);
-        int r;
+/* The router (common/route.h) for this configuration: RCPT validation and
+ * virtual alias expansion, decided where deliverd and ternctl decide it. */
+static Router *submission_router(const Config *c) {
+        static Router *router;
+        static const Config *router_config;
 
-        r = address_parse_path(addr, n, ADDRESS_NO_BRACKETS | ADDRESS_ALLOW_NO_DOMAIN |
-                               (utf8 ? ADDRESS_ALLOW_UTF8 : 0), &a);
-        if (r < 0 || (size_t) r != n || a.null)
-                return -EINVAL;
-        r = address_format(&a, canon, canon_size);
-        if (r < 0)
-                return -EINVAL;
-        if (a.domain[0] && !config_is_local_domain(c, a.domain))
-                return 0; /* smtpd made the relay decision; local programs may send anywhere */
-        if (a.quoted)
-                return 1;
-        for (size_t i = 0; i < sizeof(user); i++) {
-                user[i] = (char) tolower((unsigned char) a.local[i]);
-                if (!a.local[i])
-                        break;
+        if (router && router_config != c)
+                router = router_free(router);
+        if (!router && router_new(c, &router) >= 0)
+                router_config = c;
+        return router;
+}
+
+/* "rfc822;" + addr as RFC 3461 xtext, the ORCPT of an expanded recipient. */
+static char *submission_orcpt(const char *addr) {
+        size_t n = strlen(addr);
+        char *o = malloc(7 + 3 * n + 1), *q;
+
+        if (!o)
+                return NULL;
+        memcpy(o, "rfc822;", 7);
+        q = o + 7;
+        for (const unsigned char *a = (const unsigned char *) addr; *a; a++) {
+                if (*a < 33 || *a > 126 || *a == '+' || *a == '=') {
+                        (void) snprintf(q, 4, "+%02X", *a);
+                        q += 3;
+                } else
+                        *q++ = (char) *a;
         }
-        user[sizeof(user) - 1] = 0;
-        /* RFC 5321 4.5.1: postmaster must exist; it is an alias of root for now. */
-        if (streq(user, "postmaster") || getpwnam(user))
-                return 0;
-        return 1;
+        *q = 0;
+        return o;
+}
+
+/* Adds canon unless it is already a recipient (the same address twice gets
+ * one delivery). 0 or -ENOMEM. */
+static int submission_add_rcpt(Submission *s, const char *canon, const char *notify,
+                               const char *orcpt) {
+        for (size_t i = 0; i < s->env.n_rcpts; i++)
+                if (streq(s->env.rcpts[i].addr, canon))
+                        return 0;
+        if (s->env.n_rcpts == s->rcpts_allocated) {
+                size_t a = s->rcpts_allocated ? s->rcpts_allocated * 2 : 8;
+                SpoolRcpt *l = reallocarray_safe(s->env.rcpts, a, sizeof(SpoolRcpt));
+                if (!l)
+                        return -ENOMEM;
+                s->env.rcpts = l;
+                s->rcpts_allocated = a;
+        }
+        SpoolRcpt *r = &s->env.rcpts[s->env.n_rcpts];
+        *r = (SpoolRcpt) {
+                .addr = strdup(canon),
+                .notify = notify ? strdup(notify) : NULL,
+                .orcpt = orcpt ? strdup(orcpt) : NULL,
+        };
+        if (!r->addr || (notify && !r->notify) || (orcpt && !r->orcpt)) {
+                free(r->addr);
+                free(r->notify);
+                free(r->orcpt);
+                return -ENOMEM;
+        }
+        s->env.n_rcpts++;
+        return 0;
 }
 
 int submission_on_rcpt(Peer *p, const IpcMsg *m) {
         static const uint16_t allowed[] = { IPC_F_RCPT, IPC_F_NOTIFY, IPC_F_ORCPT };
         Submission *s = p->submission;
         _cleanup_free_ char *addr = NULL, *notify = NULL, *orcpt = NULL;
-        char canon[ADDRESS_PATH_MAX * 2], text[ADDRESS_PATH_MAX * 2 + 128], shown[ADDRESS_PATH_MAX + 1];
+        _cleanup_strv_free_ char **rcpts = NULL;
+        char text[ADDRESS_PATH_MAX * 2 + 300], shown[ADDRESS_PATH_MAX + 1];
+        RouteReject rj = {};
+        Router *router;
         int r;
 
         if (!s || !fields_allowed(m, allowed, ELEMENTSOF(allowed)))
@@ -228,41 +268,33 @@ int submission_on_rcpt(Peer *p, const IpcMsg *m) {
         printable(shown, sizeof(shown), addr);
         if (s->env.n_rcpts >= SPOOL_RCPT_MAX)
                 return peer_send_error(p, 452, "4.5.3", "Error: too many recipients");
-        r = rcpt_check(p->queue->config, addr, s->env.smtputf8, canon, sizeof(canon));
-        if (r < 0) {
-                (void) snprintf(text, sizeof(text), "<%s>: Recipient address rejected: bad address syntax",
-                                shown);
-                return peer_send_error(p, 501, "5.1.3", text);
-        }
-        if (r > 0) {
-                (void) snprintf(text, sizeof(text), "<%s>: Recipient address rejected: User unknown "
-                                "in local recipient table", shown);
-                return peer_send_error(p, 550, "5.1.1", text);
-        }
-        /* The same recipient twice gets one delivery. */
-        for (size_t i = 0; i < s->env.n_rcpts; i++)
-                if (streq(s->env.rcpts[i].addr, canon))
-                        goto ok;
-        if (s->env.n_rcpts == s->rcpts_allocated) {
-                size_t a = s->rcpts_allocated ? s->rcpts_allocated * 2 : 8;
-                SpoolRcpt *l = reallocarray_safe(s->env.rcpts, a, sizeof(SpoolRcpt));
-                if (!l)
-                        return -ENOMEM;
-                s->env.rcpts = l;
-                s->rcpts_allocated = a;
-        }
-        s->env.rcpts[s->env.n_rcpts] = (SpoolRcpt) {
-                .addr = strdup(canon),
-                .notify = TAKE_PTR(notify),
-                .orcpt = TAKE_PTR(orcpt),
-        };
-        if (!s->env.rcpts[s->env.n_rcpts].addr) {
-                free(s->env.rcpts[s->env.n_rcpts].notify);
-                free(s->env.rcpts[s->env.n_rcpts].orcpt);
+        router = submission_router(p->queue->config);
+        if (!router)
                 return -ENOMEM;
+        r = route_recipient(router, addr, s->env.smtputf8, &rcpts, &rj);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                (void) snprintf(text, sizeof(text), "<%s>: %s", shown, rj.text);
+                return peer_send_error(p, rj.code, rj.dsn, text);
         }
-        s->env.n_rcpts++;
-ok:
+        if (s->env.n_rcpts + strv_length(rcpts) > SPOOL_RCPT_MAX)
+                return peer_send_error(p, 452, "4.5.3", "Error: too many recipients");
+        for (char **a = rcpts; *a; a++) {
+                /* An expanded recipient remembers the address the client gave. */
+                _cleanup_free_ char *canon_orcpt = NULL;
+                const char *o = orcpt;
+
+                if (!o && (rcpts[1] || strcasecmp(*a, addr) != 0)) {
+                        canon_orcpt = submission_orcpt(addr);
+                        if (!canon_orcpt)
+                                return -ENOMEM;
+                        o = canon_orcpt;
+                }
+                r = submission_add_rcpt(s, *a, notify, o);
+                if (r < 0)
+                        return r;
+        }
         ipc_writer_init(p->writer, IPC_MSG_RCPT_OK);
         return peer_send(p);
 }
@@ -311,10 +343,17 @@ int submission_on_data(Peer *p, const IpcMsg *m) {
         return 0;
 }
 
+static int submission_refuse_write_error(Peer *p, Submission *s, int error) {
+        LogField f[] = { { "TERN_QUEUE_ID", s->id } };
+
+        log_fields_errno(LOG_ERR, error, f, "%s: queue file write error, message refused: %m", s->id);
+        return peer_send_error(p, 451, "4.3.0", "Error: queue file write error");
+}
+
 int submission_on_end(Peer *p, const IpcMsg *m) {
         _cleanup_(submission_freep) Submission *s = TAKE_PTR(p->submission);
         Queue *q = p->queue;
-        char size[24], nrcpt[24];
+        SpoolStaged staged;
         int r;
 
         if (!s || m->n_fields != 0)
@@ -330,14 +369,32 @@ int submission_on_end(Peer *p, const IpcMsg *m) {
                 return peer_send_error(p, 554, "5.5.1", "Error: no valid recipients");
 
         s->env.arrival_usec = now_usec();
-        r = spool_write(q->spool_fd, &s->env, s->body, s->body_len);
-        if (r < 0) {
-                LogField f[] = { { "TERN_QUEUE_ID", s->id } };
-                log_fields_errno(LOG_ERR, r, f, "%s: queue file write error, message refused: %m", s->id);
-                return peer_send_error(p, 451, "4.3.0", "Error: queue file write error");
+        r = spool_stage(q->spool_fd, &s->env, s->body, s->body_len, &staged);
+        if (r >= 0) {
+                s->size = s->body_len;
+                /* The file has the body now; keep only the envelope. */
+                submission_drop_body(s);
+                r = commit_add(q->commit, p, s, &staged);
+                if (r >= 0) {
+                        TAKE_PTR(s);
+                        return 0; /* answered by submission_committed */
+                }
+                spool_staged_discard(q->spool_fd, &staged);
         }
+        return submission_refuse_write_error(p, s, r);
+}
 
-        (void) snprintf(size, sizeof(size), "%zu", s->body_len);
+void submission_committed(Queue *q, Peer *p, Submission *s, int result) {
+        _cleanup_(submission_freep) Submission *owned = s;
+        char size[24], nrcpt[24];
+        int r;
+
+        if (result < 0) {
+                if (p && submission_refuse_write_error(p, s, result) < 0)
+                        peer_close(p);
+                return;
+        }
+        (void) snprintf(size, sizeof(size), "%" PRIu64, s->size);
         (void) snprintf(nrcpt, sizeof(nrcpt), "%zu", s->env.n_rcpts);
         {
                 LogField f[] = {
@@ -347,18 +404,20 @@ int submission_on_end(Peer *p, const IpcMsg *m) {
                         { "TERN_SIZE", size },
                         { "TERN_NRCPT", nrcpt },
                 };
-                log_fields(LOG_INFO, f, "%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", s->id,
-                           s->env.sender, s->body_len, s->env.n_rcpts);
+                log_fields(LOG_INFO, f, "%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queue active)",
+                           s->id, s->env.sender, s->size, s->env.n_rcpts);
         }
         /* Durable now; the table entry only speeds things up (a failure here
          * is repaired by the scan at the next start). */
-        r = queue_add(q, &s->env, s->body_len);
+        r = queue_add(q, &s->env, s->size);
         if (r < 0)
                 log_error_errno(r, "%s: cannot schedule the message until the next start: %m", s->id);
-
+        if (!p)
+                return; /* the peer left: the message stays queued, nobody to tell */
         ipc_writer_init(p->writer, IPC_MSG_QUEUED);
         ipc_put_str(p->writer, IPC_F_QUEUE_ID, s->id);
-        return peer_send(p);
+        if (peer_send(p) < 0)
+                peer_close(p);
 }
 
 int submission_on_abort(Peer *p, const IpcMsg *m) {

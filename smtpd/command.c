@@ -8,7 +8,8 @@ static const char *const verb_names[_SMTP_VERB_MAX] = {
         [SMTP_VERB_HELO] = "HELO", [SMTP_VERB_EHLO] = "EHLO", [SMTP_VERB_MAIL] = "MAIL",
         [SMTP_VERB_RCPT] = "RCPT", [SMTP_VERB_DATA] = "DATA", [SMTP_VERB_RSET] = "RSET",
         [SMTP_VERB_NOOP] = "NOOP", [SMTP_VERB_QUIT] = "QUIT", [SMTP_VERB_VRFY] = "VRFY",
-        [SMTP_VERB_HELP] = "HELP",
+        [SMTP_VERB_HELP] = "HELP", [SMTP_VERB_STARTTLS] = "STARTTLS", [SMTP_VERB_AUTH] = "AUTH",
+        [SMTP_VERB_BDAT] = "BDAT",
 };
 
 const char *command_verb_to_string(SmtpVerb v) {
@@ -23,8 +24,115 @@ bool command_param_is(const CommandParam *p, const char *key) {
         return p->key_len == l && strncasecmp(p->key, key, l) == 0;
 }
 
+bool command_xtext_valid(const char *p, size_t n) {
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) p[i];
+
+                if (c == '+') {
+                        for (size_t k = 1; k <= 2; k++)
+                                if (i + k >= n || !((p[i + k] >= '0' && p[i + k] <= '9') ||
+                                                    (p[i + k] >= 'A' && p[i + k] <= 'F')))
+                                        return false;
+                        i += 2;
+                } else if (c < 33 || c > 126 || c == '=')
+                        return false;
+        }
+        return true;
+}
+
+static const struct {
+        const char *name;
+        unsigned bit;
+} notify_words[] = {
+        { "NEVER", COMMAND_NOTIFY_NEVER },
+        { "SUCCESS", COMMAND_NOTIFY_SUCCESS },
+        { "FAILURE", COMMAND_NOTIFY_FAILURE },
+        { "DELAY", COMMAND_NOTIFY_DELAY },
+};
+
+int command_parse_notify(const char *p, size_t n, unsigned *ret_mask) {
+        unsigned mask = 0;
+        size_t i = 0;
+
+        if (!p || n == 0)
+                return -EINVAL;
+        while (i <= n) {
+                size_t start = i, l;
+                unsigned bit = 0;
+
+                while (i < n && p[i] != ',')
+                        i++;
+                l = i - start;
+                for (size_t k = 0; k < ELEMENTSOF(notify_words); k++)
+                        if (strlen(notify_words[k].name) == l &&
+                            strncasecmp(p + start, notify_words[k].name, l) == 0)
+                                bit = notify_words[k].bit;
+                if (bit == 0 || (mask & bit))
+                        return -EINVAL;
+                mask |= bit;
+                i++; /* past the ',' (or past the end) */
+        }
+        /* RFC 3461 4.1: NEVER must appear alone. */
+        if ((mask & COMMAND_NOTIFY_NEVER) && mask != COMMAND_NOTIFY_NEVER)
+                return -EINVAL;
+        *ret_mask = mask;
+        return 0;
+}
+
+void command_format_notify(unsigned mask, char *buf, size_t size) {
+        size_t l = 0;
+
+        if (size == 0)
+                return;
+        buf[0] = 0;
+        for (size_t k = 0; k < ELEMENTSOF(notify_words); k++) {
+                int w;
+
+                if (!(mask & notify_words[k].bit))
+                        continue;
+                w = snprintf(buf + l, size - l, "%s%s", l > 0 ? "," : "", notify_words[k].name);
+                if (w < 0 || (size_t) w >= size - l)
+                        return;
+                l += (size_t) w;
+        }
+}
+
+static bool is_atext(char c);
+
+int command_check_orcpt(const char *p, size_t n, bool utf8) {
+        const char *semi;
+        size_t tl;
+
+        if (!p || n == 0 || n > COMMAND_ORCPT_MAX)
+                return -EINVAL;
+        semi = memchr(p, ';', n);
+        if (!semi)
+                return -EINVAL;
+        tl = (size_t) (semi - p);
+        if (tl == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < tl; i++)
+                if (!is_atext(p[i]))
+                        return -EINVAL;
+        /* RFC 6533 3: "utf-8" addresses carry UTF-8 and \x{HEX} escapes; the
+         * parameter grammar already excludes controls, space and '='. */
+        if (tl == 5 && strncasecmp(p, "utf-8", 5) == 0) {
+                if (!utf8)
+                        return -EINVAL;
+                return n - tl - 1 > 0 ? 0 : -EINVAL;
+        }
+        return command_xtext_valid(semi + 1, n - tl - 1) ? 0 : -EINVAL;
+}
+
 static bool is_alnum(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 5322 atext, for ORCPT's addr-type (an atom). */
+static bool is_atext(char c) {
+        return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
 /* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
@@ -86,15 +194,47 @@ static CommandError parse_path_command(const char *p, size_t n, const char *pref
                 i++;
         if (i >= n || p[i] != '<')
                 return COMMAND_SYNTAX;
-        r = address_parse_path(p + i, n - i, flags, &c->path);
+        /* UTF-8 is parsed always; whether it is allowed (SMTPUTF8 given) is
+         * the session's decision, with its own reply (RFC 6531 3.5). */
+        r = address_parse_path(p + i, n - i, flags | ADDRESS_ALLOW_UTF8, &c->path);
         if (r == -ENAMETOOLONG)
                 return COMMAND_PATH_TOO_LONG;
         if (r < 0)
                 return COMMAND_BAD_PATH;
+        for (size_t k = i; k < i + (size_t) r; k++)
+                if ((unsigned char) p[k] >= 0x80)
+                        c->path_utf8 = true;
         i += (size_t) r;
         if (i < n && p[i] != ' ')
                 return COMMAND_BAD_PATH;
         return parse_params(p + i, n - i, c);
+}
+
+/* "BDAT" SP chunk-size [SP end-marker] (RFC 3030 2): chunk-size 1*DIGIT,
+ * end-marker "LAST" (any case). */
+static CommandError parse_bdat(const char *p, size_t n, Command *c) {
+        uint64_t v = 0;
+        size_t i = 0;
+
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+                unsigned d = (unsigned) (p[i] - '0');
+
+                /* More than 2^64 octets cannot be skipped; no client means it. */
+                if (v > (UINT64_MAX - d) / 10)
+                        return COMMAND_SYNTAX;
+                v = v * 10 + d;
+                i++;
+        }
+        if (i == 0 || i > 20)
+                return COMMAND_SYNTAX;
+        c->bdat_size = v;
+        if (i == n)
+                return COMMAND_OK;
+        if (n - i == 5 && p[i] == ' ' && strncasecmp(p + i + 1, "LAST", 4) == 0) {
+                c->bdat_last = true;
+                return COMMAND_OK;
+        }
+        return COMMAND_SYNTAX;
 }
 
 CommandError command_parse(const char *line, size_t n, Command *ret) {
@@ -104,12 +244,11 @@ CommandError command_parse(const char *line, size_t n, Command *ret) {
         ret->verb = _SMTP_VERB_INVALID;
         ret->arg = "";
 
-        while (vl < n && vl < 5 && line[vl] != ' ')
+        /* Verbs are 4 letters, except STARTTLS (8). */
+        while (vl < n && vl < 9 && line[vl] != ' ')
                 vl++;
-        if (vl != 4)
-                return COMMAND_UNKNOWN;
         for (SmtpVerb v = 0; v < _SMTP_VERB_MAX; v++)
-                if (strncasecmp(line, verb_names[v], 4) == 0) {
+                if (strlen(verb_names[v]) == vl && strncasecmp(line, verb_names[v], vl) == 0) {
                         ret->verb = v;
                         break;
                 }
@@ -143,9 +282,14 @@ CommandError command_parse(const char *line, size_t n, Command *ret) {
         case SMTP_VERB_DATA:
         case SMTP_VERB_RSET:
         case SMTP_VERB_QUIT:
+        case SMTP_VERB_STARTTLS:
                 return ret->arg_len == 0 && vl == n ? COMMAND_OK : COMMAND_SYNTAX;
         case SMTP_VERB_VRFY:
+        case SMTP_VERB_AUTH:
+                /* AUTH mechanism [initial-response]: parsed by auth.c. */
                 return ret->arg_len == 0 ? COMMAND_SYNTAX : COMMAND_OK;
+        case SMTP_VERB_BDAT:
+                return parse_bdat(ret->arg, ret->arg_len, ret);
         case SMTP_VERB_NOOP:
         case SMTP_VERB_HELP:
                 return COMMAND_OK;

@@ -22,6 +22,9 @@ typedef enum SmtpVerb {
         SMTP_VERB_QUIT,
         SMTP_VERB_VRFY,
         SMTP_VERB_HELP,
+        SMTP_VERB_STARTTLS,     /* RFC 3207 */
+        SMTP_VERB_AUTH,         /* RFC 4954 */
+        SMTP_VERB_BDAT,         /* RFC 3030 CHUNKING */
         _SMTP_VERB_MAX,
         _SMTP_VERB_INVALID = -EINVAL,
 } SmtpVerb;
@@ -51,9 +54,24 @@ typedef struct Command {
         const char *arg;   /* text after "VERB " (HELO, EHLO, VRFY, HELP, NOOP); may be "" */
         size_t arg_len;
         Address path;      /* MAIL, RCPT */
+        bool path_utf8;    /* the path has non-ASCII octets (valid UTF-8): needs SMTPUTF8 */
         CommandParam params[COMMAND_PARAMS_MAX];
         size_t n_params;
+        uint64_t bdat_size;/* BDAT: chunk octets (parsed even when the verb is refused) */
+        bool bdat_last;    /* BDAT ... LAST */
 } Command;
+
+/* DSN (RFC 3461) NOTIFY keywords, as a bit mask. */
+enum {
+        COMMAND_NOTIFY_NEVER = 1 << 0,
+        COMMAND_NOTIFY_SUCCESS = 1 << 1,
+        COMMAND_NOTIFY_FAILURE = 1 << 2,
+        COMMAND_NOTIFY_DELAY = 1 << 3,
+};
+
+/* RFC 3461 4.4 and 4.2: the longest ENVID and ORCPT values we accept. */
+#define COMMAND_ENVID_MAX 100u
+#define COMMAND_ORCPT_MAX 500u
 
 /* Parses n bytes at line (no CR LF). Returns COMMAND_OK and fills *ret, or the
  * reason of the refusal (ret->verb is then set when the verb was known, else
@@ -65,3 +83,20 @@ const char *command_verb_to_string(SmtpVerb v);
 
 /* Case-insensitive comparison of a parameter key with a C string. */
 bool command_param_is(const CommandParam *p, const char *key);
+
+/* True when n bytes at p are xtext (RFC 3461 4): 1*(%d33-42 / %d44-60 /
+ * %d62-126 / "+" 2HEXCHAR), HEXCHAR upper case. */
+bool command_xtext_valid(const char *p, size_t n);
+
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (any case, each at
+ * most once). Returns 0 and the mask, or -EINVAL. */
+int command_parse_notify(const char *p, size_t n, unsigned *ret_mask);
+
+/* Writes the canonical NOTIFY value of mask ("NEVER", "SUCCESS,FAILURE") into
+ * buf (at least 24 bytes). */
+void command_format_notify(unsigned mask, char *buf, size_t size);
+
+/* ORCPT=addr-type ";" xtext (RFC 3461 4.2; "utf-8" type of RFC 6533 is
+ * accepted with UTF-8 in the value only when utf8 is true). Returns 0 or
+ * -EINVAL. */
+int command_check_orcpt(const char *p, size_t n, bool utf8);

@@ -6,8 +6,25 @@
  * session refuses such a message after the real end of data. */
 #include "data.h"
 
+void data_parser_init_mode(DataParser *p, DataBareMode mode, bool bdat) {
+        *p = (DataParser) { .state = DATA_STATE_BOL, .bare_mode = mode, .bdat = bdat };
+}
+
 void data_parser_init(DataParser *p) {
-        *p = (DataParser) { .state = DATA_STATE_BOL };
+        data_parser_init_mode(p, DATA_BARE_REJECT, false);
+}
+
+/* A bare CR: as received, or as a line end when normalising. Either way it
+ * leaves the parser inside a line, so what follows can never be taken for
+ * the end of data. */
+static size_t put_bare_cr(DataParser *p, char *out) {
+        p->bare_cr = true;
+        out[0] = '\r';
+        if (p->bare_mode != DATA_BARE_NORMALIZE)
+                return 1;
+        out[1] = '\n';
+        p->line_len = 0;
+        return 2;
 }
 
 static void count_line_byte(DataParser *p) {
@@ -18,22 +35,16 @@ static void count_line_byte(DataParser *p) {
 
 size_t data_parse(DataParser *p, const char *in, size_t n, char *out, size_t out_size,
                   size_t *ret_out_len) {
-        size_t i = 0, o = 0;
+        /* Rejecting: a held-back CR plus the octet; normalising: CR LF plus it. */
+        size_t i = 0, o = 0, need = p->bare_mode == DATA_BARE_NORMALIZE ? 3 : 2;
 
-        if (out_size < 2) {
-                *ret_out_len = 0;
-                return 0;
-        }
-        if (n > out_size - 1)
-                n = out_size - 1;
-
-        while (i < n && p->state != DATA_STATE_DONE) {
+        while (i < n && p->state != DATA_STATE_DONE && out_size >= o + need) {
                 char c = in[i++];
 
                 count_line_byte(p);
                 switch (p->state) {
                 case DATA_STATE_BOL:
-                        if (c == '.') {
+                        if (c == '.' && !p->bdat) {
                                 p->state = DATA_STATE_DOT;
                                 break;
                         }
@@ -54,8 +65,7 @@ size_t data_parse(DataParser *p, const char *in, size_t n, char *out, size_t out
                         }
                         /* ".\r" then something else: a bare CR after the
                          * (removed) leading dot. */
-                        p->bare_cr = true;
-                        out[o++] = '\r';
+                        o += put_bare_cr(p, out + o);
                         p->state = DATA_STATE_TEXT;
                         goto text;
                 case DATA_STATE_CR:
@@ -66,8 +76,7 @@ size_t data_parse(DataParser *p, const char *in, size_t n, char *out, size_t out
                                 p->state = DATA_STATE_BOL;
                                 break;
                         }
-                        p->bare_cr = true;
-                        out[o++] = '\r';
+                        o += put_bare_cr(p, out + o);
                         p->state = DATA_STATE_TEXT;
                         goto text;
                 case DATA_STATE_TEXT:
@@ -82,6 +91,8 @@ size_t data_parse(DataParser *p, const char *in, size_t n, char *out, size_t out
                                  * text, not the end of data. */
                                 p->bare_lf = true;
                                 p->line_len = 0;
+                                if (p->bare_mode == DATA_BARE_NORMALIZE)
+                                        out[o++] = '\r';
                         }
                         out[o++] = c;
                         break;
@@ -92,4 +103,24 @@ size_t data_parse(DataParser *p, const char *in, size_t n, char *out, size_t out
         p->body_size += o;
         *ret_out_len = o;
         return i;
+}
+
+size_t data_parser_finish(DataParser *p, char *out, size_t out_size) {
+        size_t o = 0;
+
+        if (out_size < 2 || p->state == DATA_STATE_DONE)
+                return 0;
+        if (p->state == DATA_STATE_CR) {
+                /* A CR as the last octet of the last chunk: bare. */
+                p->bare_cr = true;
+                out[o++] = '\r';
+                out[o++] = '\n';
+        } else if (p->state != DATA_STATE_BOL) {
+                /* RFC 3030 does not require a final CR LF; the spool does. */
+                out[o++] = '\r';
+                out[o++] = '\n';
+        }
+        p->body_size += o;
+        p->state = DATA_STATE_DONE;
+        return o;
 }

@@ -216,6 +216,9 @@ static const ConfigKey config_keys[] = {
         K("Local", "RecipientDelimiter", CONFIG_STRING, recipient_delimiter, "+", 0, 0,
           "Characters separating a user name from an address extension (user+tag); "
           "empty: none", "recipient_delimiter"),
+        K("Local", "DefaultPrivileges", CONFIG_USER, default_privileges, "nobody", 0, 0,
+          "User that runs commands and writes files of aliases owned by root (never root)",
+          "default_privs"),
 
         K("Virtual", "AliasDomains", CONFIG_DOMAINS, virtual_alias_domains, "", 0, 0,
           "Domains whose addresses are all rewritten by AliasMap", "virtual_alias_domains"),

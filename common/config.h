@@ -85,6 +85,7 @@ typedef struct Config {
         char *alias_file;                /* "" = none; compiled form alias_file".cdb" */
         char *forward_path;              /* "~/.forward" */
         char *recipient_delimiter;       /* "" = none */
+        char *default_privileges;        /* default_privs: runs alias commands/files of root */
 
         /* [Virtual] */
         char **virtual_alias_domains;

@@ -2,11 +2,13 @@
  * in the spirit of Postfix's smtp_stream.c. smtpd serves one connection per
  * process, so a plain poll() loop is all it needs: no event library to set up
  * per connection. */
+#include <assert.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <time.h>
 
 #include "io.h"
+#include "tls.h"
 
 uint64_t io_now_usec(void) {
         struct timespec ts;
@@ -22,6 +24,7 @@ void io_init(Io *io, int in_fd, int out_fd, uint64_t timeout_usec, uint64_t sess
         io->discarding = false;
         io->write_failed = false;
         io->timeout_usec = timeout_usec;
+        io->ssl = NULL;
         io->session_deadline_usec = session_timeout_usec > 0 ? io_now_usec() + session_timeout_usec : 0;
 }
 
@@ -51,18 +54,47 @@ static int io_wait(Io *io, int fd, short events) {
         }
 }
 
+/* One read or write on the connection, plain or through TLS. Returns the
+ * byte count, 0 at EOF (read), -EAGAIN with *events to wait for, or -errno. */
+static ssize_t io_raw_read(Io *io, void *buf, size_t n, short *events) {
+        ssize_t r;
+
+        if (io->ssl)
+                return tls_read(io->ssl, buf, n, events);
+        r = read(io->in_fd, buf, n);
+        if (r < 0) {
+                *events = POLLIN;
+                return negative_errno();
+        }
+        return r;
+}
+
+static ssize_t io_raw_write(Io *io, const void *buf, size_t n, short *events) {
+        ssize_t r;
+
+        if (io->ssl)
+                return tls_write(io->ssl, buf, n, events);
+        r = write(io->out_fd, buf, n);
+        if (r < 0) {
+                *events = POLLOUT;
+                return negative_errno();
+        }
+        return r;
+}
+
 int io_flush(Io *io) {
         size_t done = 0;
 
         if (io->write_failed)
                 return -EPIPE;
         while (done < io->out_len) {
-                ssize_t n = write(io->out_fd, io->out + done, io->out_len - done);
+                short events = POLLOUT;
+                ssize_t n = io_raw_write(io, io->out + done, io->out_len - done, &events);
 
-                if (n < 0 && errno == EINTR)
+                if (n == -EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN) {
-                        int r = io_wait(io, io->out_fd, POLLOUT);
+                if (n == -EAGAIN) {
+                        int r = io_wait(io, events == POLLIN ? io->in_fd : io->out_fd, events);
 
                         if (r < 0) {
                                 io->write_failed = true;
@@ -72,7 +104,7 @@ int io_flush(Io *io) {
                 }
                 if (n <= 0) {
                         io->write_failed = true;
-                        return n < 0 ? negative_errno() : -EPIPE;
+                        return n < 0 ? (int) n : -EPIPE;
                 }
                 done += (size_t) n;
         }
@@ -120,18 +152,19 @@ static int io_fill(Io *io) {
         if (io->in_end >= sizeof(io->in))
                 return -ENOBUFS; /* callers never let this happen */
         for (;;) {
-                ssize_t n = read(io->in_fd, io->in + io->in_end, sizeof(io->in) - io->in_end);
+                short events = POLLIN;
+                ssize_t n = io_raw_read(io, io->in + io->in_end, sizeof(io->in) - io->in_end, &events);
 
-                if (n < 0 && errno == EINTR)
+                if (n == -EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN) {
-                        r = io_wait(io, io->in_fd, POLLIN);
+                if (n == -EAGAIN) {
+                        r = io_wait(io, events == POLLOUT ? io->out_fd : io->in_fd, events);
                         if (r < 0)
                                 return r;
                         continue;
                 }
                 if (n < 0)
-                        return errno == ECONNRESET ? -ECONNRESET : negative_errno();
+                        return (int) n;
                 if (n == 0)
                         return -ECONNRESET;
                 io->in_end += (size_t) n;
@@ -192,4 +225,51 @@ void io_consume(Io *io, size_t n) {
         if (n > io->in_end - io->in_start)
                 n = io->in_end - io->in_start;
         io->in_start += n;
+}
+
+int io_start_tls(Io *io, SSL_CTX *ctx, size_t *ret_discarded) {
+        size_t discarded;
+        int r;
+
+        assert(!io->ssl);
+        r = io_flush(io);
+        if (r < 0)
+                return r;
+        /* CVE-2011-0411: what is buffered now came in plain text before the
+         * handshake. The client may not pipeline after STARTTLS (RFC 3207 4.2),
+         * so nothing legitimate is lost. Bytes still in the kernel's buffer are
+         * not read as commands either: the handshake takes them as TLS records
+         * and fails. */
+        discarded = io->in_end - io->in_start;
+        io->in_start = io->in_end = 0;
+        io->discarding = false;
+        if (ret_discarded)
+                *ret_discarded = discarded;
+
+        r = tls_connection_new(ctx, io->in_fd, io->out_fd, &io->ssl);
+        if (r < 0)
+                return r;
+        for (;;) {
+                short events = POLLIN;
+
+                r = tls_accept(io->ssl, &events);
+                if (r == 0)
+                        return 0;
+                if (r != -EAGAIN)
+                        break;
+                r = io_wait(io, events == POLLOUT ? io->out_fd : io->in_fd, events);
+                if (r < 0)
+                        break;
+        }
+        /* Nothing more may go over this connection, not even a 421 in clear. */
+        io->write_failed = true;
+        return r;
+}
+
+void io_done(Io *io) {
+        if (!io->ssl)
+                return;
+        if (!io->write_failed)
+                tls_shutdown(io->ssl);
+        io->ssl = tls_connection_free(io->ssl);
 }

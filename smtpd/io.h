@@ -1,8 +1,10 @@
 /* smtpd's connection I/O: a bounded line reader with deadlines and a reply
  * buffer that is flushed only before blocking on input (RFC 2920 pipelining),
- * over the client connection on fd 0 (read) and fd 1 (write). */
+ * over the client connection on fd 0 (read) and fd 1 (write), in plain text
+ * or, after io_start_tls(), through TLS (tls.c). */
 #pragma once
 
+#include <openssl/types.h>
 #include "util.h"
 
 #define IO_IN_MAX (16u * 1024u)  /* must exceed COMMAND_LINE_MAX */
@@ -19,6 +21,7 @@ typedef struct Io {
         uint64_t timeout_usec;         /* idle limit for each read and write */
         uint64_t session_deadline_usec;/* CLOCK_MONOTONIC; 0 = none */
         bool write_failed;
+        SSL *ssl;                      /* set once TLS is up; owned */
 } Io;
 
 /* CLOCK_MONOTONIC in microseconds. */
@@ -45,3 +48,14 @@ int io_reply(Io *io, const char *fmt, ...) _printf_(2, 3);
 
 /* Writes every buffered reply. Returns 0, -ETIMEDOUT or -errno. */
 int io_flush(Io *io);
+
+/* Starts TLS as the server: flushes the replies, then DISCARDS every byte the
+ * client sent before the handshake (a command pipelined after STARTTLS must
+ * not be executed as if it had come over TLS: CVE-2011-0411), and runs the
+ * handshake within the idle timeout. *ret_discarded says how many bytes were
+ * dropped. Returns 0, -ETIMEDOUT, -ECONNRESET, -EPROTO (handshake failed) or
+ * -errno. After a failure the connection is unusable. */
+int io_start_tls(Io *io, SSL_CTX *ctx, size_t *ret_discarded);
+
+/* Closes TLS (close_notify) and frees it, if it is up. */
+void io_done(Io *io);

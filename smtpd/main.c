@@ -9,12 +9,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "auth_backend.h"
 #include "config.h"
 #include "log.h"
 #include "network.h"
 #include "queue_client.h"
 #include "sandbox.h"
 #include "session.h"
+#include "table.h"
+#include "tls.h"
 
 /* Before the session exists, the only thing we can tell the client. */
 static void say_unavailable(const char *hostname) {
@@ -50,6 +53,52 @@ static void client_address(Session *s, const Config *config) {
         (void) snprintf(s->client, sizeof(s->client), "%s[%s]", s->client_name, s->client_addr);
 }
 
+/* Everything TLS and AUTH need from the file system, opened before the
+ * sandbox: the certificate and key, the AUTH back end (a mapped table or a
+ * connected socket) and the sender login map. A broken piece is logged and
+ * left out (no STARTTLS, no AUTH), as Postfix carries on without TLS when its
+ * key is unreadable; the submission roles then refuse mail (session_auth.c). */
+static void secure_setup(Session *s, const Config *config, SSL_CTX **ret_ctx, AuthBackend **ret_auth,
+                         Table **ret_logins) {
+        char err[512] = "";
+        int r;
+
+        if (!isempty(config->tls_certificate_file) &&
+            (s->role != SMTPD_ROLE_SMTP || !streq(config->tls_security_level, "none"))) {
+                r = tls_context_new(config->tls_certificate_file,
+                                    isempty(config->tls_key_file) ? config->tls_certificate_file
+                                                                  : config->tls_key_file,
+                                    ret_ctx, err, sizeof(err));
+                if (r < 0)
+                        (void) log_error_errno(r, "TLS is unavailable for %s: %s", s->client,
+                                               err[0] ? err : "cannot set up OpenSSL");
+        }
+        s->tls_ctx = *ret_ctx;
+        /* Without TLS there is no AUTH (RFC 4954 4): do not even connect. */
+        if (!s->tls_ctx)
+                return;
+        err[0] = 0;
+        r = auth_backend_open(config, ret_auth, err, sizeof(err));
+        /* On port 25 AUTH is optional: a password table that was never
+         * built is the default state, not worth an error per connection. */
+        if (r < 0)
+                log_emit(r == -ENOENT && s->role == SMTPD_ROLE_SMTP ? LOG_DEBUG : LOG_ERR, r, NULL, 0,
+                         "AUTH is unavailable for %s: %s", s->client,
+                         err[0] ? err : "cannot open the back end");
+        s->auth = *ret_auth;
+        if (s->auth && !isempty(config->auth_sender_login_map)) {
+                r = table_open(config->auth_sender_login_map, ret_logins);
+                if (r < 0) {
+                        /* Without the map we cannot tell who owns a sender:
+                         * AUTH would grant every address, so offer none. */
+                        (void) log_error_errno(r, "AUTH is unavailable for %s: cannot open SenderLoginMap \"%s.cdb\": %m",
+                                               s->client, config->auth_sender_login_map);
+                        s->auth = *ret_auth = auth_backend_free(*ret_auth);
+                }
+                s->sender_logins = *ret_logins;
+        }
+}
+
 static int parse_argv(int argc, char **argv, const char **ret_config, SmtpdRole *ret_role) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -82,6 +131,9 @@ int main(int argc, char **argv) {
         _cleanup_(queue_client_freep) QueueClient *queue = NULL;
         _cleanup_free_ Session *s = NULL;
         _cleanup_free_ char *dropin = NULL;
+        _cleanup_(tls_context_freep) SSL_CTX *tls_ctx = NULL;
+        _cleanup_(auth_backend_freep) AuthBackend *auth = NULL;
+        _cleanup_(table_closep) Table *sender_logins = NULL;
         const char *config_path = NULL;
         SmtpdRole role = SMTPD_ROLE_SMTP;
         ConfigError cerr = {};
@@ -139,6 +191,8 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         s->queue = queue;
+
+        secure_setup(s, config, &tls_ctx, &auth, &sender_logins);
 
         /* Load the time zone now: the Received: date needs /etc/localtime,
          * which the sandbox will not let us open. */

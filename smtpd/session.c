@@ -113,7 +113,7 @@ static int check_mail(Session *s, const Command *c) {
                 return session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first"), 1;
         if (s->in_transaction)
                 return session_reply(s, 503, "5.5.1 Error: nested MAIL command"), 1;
-        return 0;
+        return session_auth_check_mail(s);
 }
 
 static int check_rcpt(Session *s, const Command *c) {
@@ -147,6 +147,10 @@ static int proceed_helo(Session *s, const Command *c) {
         /* RFC 1870: SIZE with the limit; 0 means "no fixed limit". */
         (void) io_reply(&s->io, "250-SIZE %" PRIu64, s->config->message_size_limit);
         (void) io_reply(&s->io, "250-ENHANCEDSTATUSCODES");
+        if (session_offers_starttls(s))
+                (void) io_reply(&s->io, "250-STARTTLS");
+        if (session_offers_auth(s))
+                (void) io_reply(&s->io, "250-AUTH PLAIN LOGIN");
         return io_reply(&s->io, "250 8BITMIME");
 }
 
@@ -191,6 +195,8 @@ static const SessionVerb session_verbs[_SMTP_VERB_MAX] = {
         [SMTP_VERB_QUIT] = { NULL, proceed_quit, "Syntax: QUIT" },
         [SMTP_VERB_VRFY] = { NULL, proceed_vrfy, "Syntax: VRFY address" },
         [SMTP_VERB_HELP] = { NULL, proceed_help, "Syntax: HELP" },
+        [SMTP_VERB_STARTTLS] = { NULL, session_starttls, "Syntax: STARTTLS" },
+        [SMTP_VERB_AUTH] = { NULL, session_auth, "Syntax: AUTH mechanism [initial-response]" },
 };
 
 /* The reply for a line that did not parse, once the verb's state check passed. */
@@ -252,13 +258,16 @@ static void log_disconnect(Session *s, const char *why) {
 
         buf[0] = 0;
         for (SmtpVerb v = 0; v < _SMTP_VERB_MAX; v++) {
-                char name[8];
+                const char *verb = command_verb_to_string(v);
+                char name[16];
+                size_t i;
                 int n;
 
                 if (s->n_total[v] == 0)
                         continue;
-                for (size_t i = 0; i < 5; i++)
-                        name[i] = (char) (command_verb_to_string(v)[i] | (i < 4 ? 0x20 : 0));
+                for (i = 0; verb[i] && i < sizeof(name) - 1; i++)
+                        name[i] = (char) (verb[i] | 0x20);
+                name[i] = 0;
                 if (s->n_ok[v] == s->n_total[v])
                         n = snprintf(buf + l, sizeof(buf) - l, " %s=%u", name, s->n_total[v]);
                 else
@@ -286,8 +295,12 @@ static void log_disconnect(Session *s, const char *why) {
 int session_run(Session *s) {
         int r = 0;
 
-        r = io_reply(&s->io, "220 %s %s", s->config->hostname,
-                     isempty(s->config->banner) ? "ESMTP tern" : s->config->banner);
+        /* Port 465 (RFC 8314 3.3): TLS first, then the greeting inside it. */
+        if (s->role == SMTPD_ROLE_SUBMISSIONS)
+                r = session_tls_begin(s);
+        if (r >= 0)
+                r = io_reply(&s->io, "220 %s %s", s->config->hostname,
+                             isempty(s->config->banner) ? "ESMTP tern" : s->config->banner);
 
         while (r >= 0 && !s->quit) {
                 const char *line;
@@ -318,6 +331,7 @@ int session_run(Session *s) {
         }
         session_transaction_reset(s);
         (void) io_flush(&s->io);
+        io_done(&s->io);
         if (!s->queue_broken)
                 (void) queue_client_report(s->queue);
         log_disconnect(s, s->why);

@@ -7,10 +7,12 @@
 #include <netinet/in.h>
 
 #include "address.h"
+#include "auth_backend.h"
 #include "command.h"
 #include "config.h"
 #include "io.h"
 #include "queue_client.h"
+#include "table.h"
 
 typedef enum SmtpdRole {
         SMTPD_ROLE_SMTP,
@@ -37,6 +39,15 @@ typedef struct Session {
         char client_name[SESSION_NAME_MAX];
         char client[SESSION_CLIENT_MAX]; /* "name[addr]" for log lines */
         bool trusted;              /* client address in TrustedNetworks */
+
+        /* TLS and AUTH (session_tls.c, session_auth.c); set up by main.c
+         * before the sandbox, owned by main.c. */
+        SSL_CTX *tls_ctx;          /* NULL: no certificate, no STARTTLS */
+        AuthBackend *auth;         /* NULL: no AUTH offered */
+        Table *sender_logins;      /* NULL: an authenticated user may use any sender */
+        bool tls;                  /* TLS is up */
+        char auth_user[AUTH_USER_MAX]; /* "" until AUTH succeeded */
+        unsigned n_auth_failures;
 
         char helo[COMMAND_LINE_MAX];
         bool have_helo;
@@ -86,6 +97,23 @@ void session_transaction_reset(Session *s);
 
 /* Marks queued as unusable after err and logs why. */
 void session_queue_failed(Session *s, int err, const char *what);
+
+/* "SMTP", "ESMTP", "ESMTPS", "ESMTPA" or "ESMTPSA" (RFC 3848), for queued and Received:. */
+const char *session_proto(const Session *s);
+
+/* STARTTLS and AUTH (session_tls.c, session_auth.c). */
+bool session_offers_starttls(const Session *s);
+bool session_offers_auth(const Session *s);
+int session_starttls(Session *s, const Command *c);
+int session_auth(Session *s, const Command *c);
+/* Implicit TLS (port 465) before the greeting. Returns 0 or -errno (logged). */
+int session_tls_begin(Session *s);
+/* Before MAIL: TLS and AUTH as the role and SecurityLevel demand. Returns 0,
+ * or 1 after replying with the refusal. */
+int session_auth_check_mail(Session *s);
+/* After MAIL parsed: is the authenticated user allowed this sender
+ * (SenderLoginMap)? Returns 0, or 1 after replying 553 5.7.1. */
+int session_auth_check_sender(Session *s, const char *sender);
 
 /* The per-verb handlers (session_envelope.c, session_data.c). */
 int session_mail(Session *s, const Command *c);

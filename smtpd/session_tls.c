@@ -1,0 +1,76 @@
+/* STARTTLS (RFC 3207) and implicit TLS (RFC 8314) for a session: when TLS is
+ * offered, the verb, and the reset of the session after the handshake. The
+ * byte-level work (discarding pipelined input, the handshake) is in io.c. */
+#include "log.h"
+#include "session.h"
+#include "tls.h"
+
+bool session_offers_starttls(const Session *s) {
+        if (!s->tls_ctx || s->tls || s->role == SMTPD_ROLE_SUBMISSIONS)
+                return false;
+        /* SecurityLevel concerns port 25; submission always offers it. */
+        return s->role != SMTPD_ROLE_SMTP || !streq(s->config->tls_security_level, "none");
+}
+
+/* Runs the handshake and logs its outcome the way Postfix does. */
+static int session_handshake(Session *s) {
+        char what[256], reason[256];
+        size_t discarded = 0;
+        int r;
+
+        r = io_start_tls(&s->io, s->tls_ctx, &discarded);
+        if (discarded > 0)
+                log_warning("%s: discarded %zu bytes sent in plain text before the TLS handshake "
+                            "(possible command injection, CVE-2011-0411)", s->client, discarded);
+        if (r < 0) {
+                if (r == -EPROTO)
+                        log_info("SSL_accept error from %s: %s", s->client,
+                                 tls_last_error(reason, sizeof(reason)));
+                else
+                        log_info("SSL_accept error from %s: %s", s->client,
+                                 r == -ETIMEDOUT ? "timeout" : "lost connection");
+                s->why = "TLS handshake failed";
+                s->quit = true;
+                return r;
+        }
+        s->tls = true;
+        tls_describe(s->io.ssl, what, sizeof(what));
+        log_info("Anonymous TLS connection established from %s: %s", s->client, what);
+        return 0;
+}
+
+int session_tls_begin(Session *s) {
+        if (!s->tls_ctx) {
+                log_error("No certificate (CertificateFile in [TLS]): the submissions role cannot serve %s",
+                          s->client);
+                s->why = "no certificate";
+                s->quit = true;
+                return -ENOKEY;
+        }
+        return session_handshake(s);
+}
+
+int session_starttls(Session *s, const Command *c) {
+        int r;
+
+        if (s->tls)
+                return session_reply(s, 503, "5.5.1 Error: TLS already active");
+        if (!session_offers_starttls(s))
+                return session_reply(s, 502, "5.5.1 Error: command not implemented");
+        /* RFC 3207 4: STARTTLS in the middle of a transaction would carry an
+         * envelope begun in the clear into the protected session. */
+        if (s->in_transaction)
+                return session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        r = session_reply(s, 220, "2.0.0 Ready to start TLS");
+        if (r < 0)
+                return r;
+        r = session_handshake(s);
+        if (r < 0)
+                return r;
+        /* RFC 3207 4.2: forget everything learned in the clear; the client
+         * must say EHLO again. */
+        s->have_helo = false;
+        s->esmtp = false;
+        s->helo[0] = 0;
+        return 0;
+}

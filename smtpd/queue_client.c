@@ -140,16 +140,27 @@ int queue_client_begin(QueueClient *q, const QueueEnvelope *e, char ret_id[QUEUE
         if (e->size > 0)
                 ipc_put_u64(&q->w, IPC_F_SIZE, e->size);
         ipc_put_str(&q->w, IPC_F_BODY_TYPE, e->body_type);
+        ipc_put_str(&q->w, IPC_F_ENVID, e->envid);
+        ipc_put_str(&q->w, IPC_F_RET, e->ret);
+        if (e->smtputf8)
+                ipc_put_u64(&q->w, IPC_F_SMTPUTF8, 1);
         r = call(q, IPC_MSG_BEGUN, ret_refusal);
         if (r != 0)
                 return r;
         return get_queue_id(&q->msg, ret_id);
 }
 
-int queue_client_rcpt(QueueClient *q, const char *rcpt, QueueReply *ret_refusal) {
+int queue_client_rcpt_dsn(QueueClient *q, const char *rcpt, const char *notify, const char *orcpt,
+                          QueueReply *ret_refusal) {
         ipc_writer_init(&q->w, IPC_MSG_RCPT);
         ipc_put_str(&q->w, IPC_F_RCPT, rcpt);
+        ipc_put_str(&q->w, IPC_F_NOTIFY, notify);
+        ipc_put_str(&q->w, IPC_F_ORCPT, orcpt);
         return call(q, IPC_MSG_RCPT_OK, ret_refusal);
+}
+
+int queue_client_rcpt(QueueClient *q, const char *rcpt, QueueReply *ret_refusal) {
+        return queue_client_rcpt_dsn(q, rcpt, NULL, NULL, ret_refusal);
 }
 
 int queue_client_data(QueueClient *q, const void *p, size_t n) {

@@ -22,6 +22,9 @@ typedef struct QueueEnvelope {
         const char *proto;      /* "SMTP", "ESMTP" */
         uint64_t size;          /* declared with SIZE=, 0 if none */
         const char *body_type;  /* "7BIT", "8BITMIME" or NULL */
+        const char *envid;      /* DSN ENVID as received (xtext), or NULL */
+        const char *ret;        /* DSN RET "FULL"/"HDRS", or NULL */
+        bool smtputf8;          /* MAIL ... SMTPUTF8 (RFC 6531) */
 } QueueEnvelope;
 
 typedef struct QueueClient QueueClient;
@@ -38,6 +41,10 @@ DEFINE_POINTER_CLEANUP(QueueClient, queue_client_free);
 int queue_client_begin(QueueClient *q, const QueueEnvelope *e, char ret_id[QUEUE_ID_MAX],
                        QueueReply *ret_refusal);
 int queue_client_rcpt(QueueClient *q, const char *rcpt, QueueReply *ret_refusal);
+/* The same with the DSN parameters of the recipient: notify ("NEVER",
+ * "SUCCESS,FAILURE", ...) and orcpt ("rfc822;xtext"), each NULL if absent. */
+int queue_client_rcpt_dsn(QueueClient *q, const char *rcpt, const char *notify, const char *orcpt,
+                          QueueReply *ret_refusal);
 int queue_client_end(QueueClient *q, char ret_id[QUEUE_ID_MAX], QueueReply *ret_refusal);
 
 /* DATA frames get no answer. Returns 0 or -errno. */

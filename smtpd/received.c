@@ -17,12 +17,15 @@ int received_date(time_t t, char *buf, size_t size) {
 }
 
 int received_format(const ReceivedInfo *info, time_t t, char *buf, size_t size) {
-        char date[64];
+        char date[64], proto[32];
         int n, r;
 
         r = received_date(t, date, sizeof(date));
         if (r < 0)
                 return r;
+        n = snprintf(proto, sizeof(proto), "%s%s", info->smtputf8 ? "UTF8" : "", info->proto);
+        if (n < 0 || (size_t) n >= sizeof(proto))
+                return -ENOBUFS;
         if (info->rcpt)
                 /* Like Postfix, name the recipient only when there is exactly
                  * one: a list would disclose Bcc recipients to each other. */
@@ -31,14 +34,14 @@ int received_format(const ReceivedInfo *info, time_t t, char *buf, size_t size) 
                              "\tby %s (tern) with %s id %s\r\n"
                              "\tfor <%s>; %s\r\n",
                              info->helo, info->client_name, info->client_addr, info->hostname,
-                             info->proto, info->queue_id, info->rcpt, date);
+                             proto, info->queue_id, info->rcpt, date);
         else
                 n = snprintf(buf, size,
                              "Received: from %s (%s [%s])\r\n"
                              "\tby %s (tern) with %s id %s;\r\n"
                              "\t%s\r\n",
                              info->helo, info->client_name, info->client_addr, info->hostname,
-                             info->proto, info->queue_id, date);
+                             proto, info->queue_id, date);
         if (n < 0 || (size_t) n >= size)
                 return -ENOBUFS;
         return n;

@@ -10,7 +10,8 @@ typedef struct ReceivedInfo {
         const char *client_name;
         const char *client_addr;
         const char *hostname;
-        const char *proto;      /* "ESMTP" or "SMTP" */
+        const char *proto;      /* "ESMTP" or "SMTP" (RFC 3848 names) */
+        bool smtputf8;          /* written as "UTF8" + proto, as Postfix does (RFC 6531 4.3) */
         const char *queue_id;
         const char *rcpt;       /* the only recipient, or NULL */
 } ReceivedInfo;

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "session.h"
 
-#define HELP_TEXT "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
+#define HELP_TEXT "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
 
 static const char *const role_names[_SMTPD_ROLE_MAX] = {
         [SMTPD_ROLE_SMTP] = "smtp",
@@ -103,6 +103,10 @@ void session_transaction_reset(Session *s) {
         s->sender[0] = 0;
         s->first_rcpt[0] = 0;
         s->n_rcpt = 0;
+        s->envid[0] = 0;
+        s->ret[0] = 0;
+        s->smtputf8 = false;
+        session_bdat_reset(s);
         (void) log_context_set("TERN_QUEUE_ID", NULL);
 }
 
@@ -127,6 +131,9 @@ static int check_data(Session *s, const Command *c) {
                 return session_reply(s, 503, "5.5.1 Error: need MAIL command"), 1;
         if (s->n_rcpt == 0)
                 return session_reply(s, 503, "5.5.1 Error: need RCPT command"), 1;
+        /* RFC 3030 3: DATA and BDAT do not mix in one transaction. */
+        if (s->bdat)
+                return session_reply(s, 503, "5.5.1 Error: DATA can not be used with BDAT"), 1;
         return 0;
 }
 
@@ -151,7 +158,10 @@ static int proceed_helo(Session *s, const Command *c) {
                 (void) io_reply(&s->io, "250-STARTTLS");
         if (session_offers_auth(s))
                 (void) io_reply(&s->io, "250-AUTH PLAIN LOGIN");
-        return io_reply(&s->io, "250 8BITMIME");
+        (void) io_reply(&s->io, "250-8BITMIME");
+        (void) io_reply(&s->io, "250-DSN");
+        (void) io_reply(&s->io, "250-SMTPUTF8");
+        return io_reply(&s->io, "250 CHUNKING");
 }
 
 static int proceed_rset(Session *s, const Command *c) {
@@ -197,7 +207,22 @@ static const SessionVerb session_verbs[_SMTP_VERB_MAX] = {
         [SMTP_VERB_HELP] = { NULL, proceed_help, "Syntax: HELP" },
         [SMTP_VERB_STARTTLS] = { NULL, session_starttls, "Syntax: STARTTLS" },
         [SMTP_VERB_AUTH] = { NULL, session_auth, "Syntax: AUTH mechanism [initial-response]" },
+        /* BDAT checks the state itself: a refused chunk must still be read. */
+        [SMTP_VERB_BDAT] = { NULL, session_bdat, "Syntax: BDAT count [LAST]" },
 };
+
+/* smtpd_junk_command_limit: commands that move no mail, which a client can
+ * repeat forever to hold a session open. */
+static bool junk_limit_reached(Session *s, SmtpVerb v) {
+        if (v != SMTP_VERB_NOOP && v != SMTP_VERB_RSET && v != SMTP_VERB_VRFY && v != SMTP_VERB_HELP)
+                return false;
+        if (s->config->junk_command_limit == 0 || ++s->n_junk <= s->config->junk_command_limit)
+                return false;
+        s->why = "too many junk commands";
+        s->quit = true;
+        (void) session_reply(s, 421, "4.7.0 %s Error: too many junk commands", s->config->hostname);
+        return true;
+}
 
 /* The reply for a line that did not parse, once the verb's state check passed. */
 static void reply_parse_error(Session *s, const Command *c, CommandError e) {
@@ -232,6 +257,8 @@ static void session_command(Session *s, const char *line, size_t len) {
         }
         s->last_verb = c.verb;
         s->n_total[c.verb]++;
+        if (junk_limit_reached(s, c.verb))
+                return;
         v = &session_verbs[c.verb];
         if (v->check && v->check(s, &c) != 0)
                 return;

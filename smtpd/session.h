@@ -60,6 +60,15 @@ typedef struct Session {
         char sender[SESSION_PATH_MAX];
         char first_rcpt[SESSION_PATH_MAX];
         size_t n_rcpt;
+        char envid[COMMAND_ENVID_MAX + 1]; /* DSN ENVID (xtext), "" if none */
+        char ret[5];               /* DSN RET "FULL"/"HDRS", "" if none */
+        bool smtputf8;             /* MAIL ... SMTPUTF8 */
+        struct BdatStream *bdat;   /* BDAT chunks so far (session_data.c), NULL if none */
+
+        /* Session limits and policy (session_envelope.c, policy.c, rbl.c). */
+        uint64_t n_rcpt_session;   /* accepted recipients, all transactions */
+        unsigned n_junk;           /* NOOP, RSET, VRFY, HELP */
+        struct Policy *policy;     /* access tables, opened before the sandbox; NULL: none */
 
         unsigned n_errors;         /* replies >= 400, for HardErrorLimit */
         unsigned n_ok[_SMTP_VERB_MAX], n_total[_SMTP_VERB_MAX];
@@ -119,3 +128,6 @@ int session_auth_check_sender(Session *s, const char *sender);
 int session_mail(Session *s, const Command *c);
 int session_rcpt(Session *s, const Command *c);
 int session_data(Session *s, const Command *c);
+int session_bdat(Session *s, const Command *c);
+/* Frees the BDAT state of the transaction (session_data.c). */
+void session_bdat_reset(Session *s);

@@ -19,7 +19,8 @@ def start(c, size="10240000"):
     c.expect(GREETING)
     c.send("EHLO client.test\r\n")
     c.expect("250-mx.test.example", "250-PIPELINING", f"250-SIZE {size}",
-             "250-ENHANCEDSTATUSCODES", "250 8BITMIME")
+             "250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250-SMTPUTF8",
+             "250 CHUNKING")
 
 
 def test_command_line_over_512_octets_is_refused_and_skipped():

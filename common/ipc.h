@@ -92,6 +92,8 @@ typedef enum IpcTag {
          * 80..89 statistics and metrics. Give each new tag its number. */
         IPC_F_STATS_TLS = 80,   /* u64 0/1: the session used TLS */
         IPC_F_STATS_REJECT,     /* str "RCPT 5.7.1": stage and enhanced status code */
+        IPC_F_DSN_RELAYED = 50, /* u64 1 in RESULT: the next hop accepted NOTIFY and is now
+                                   responsible for DSNs (RFC 3461 5.2.2); absent/0: it was not */
         _IPC_F_MAX = 128,
 } IpcTag;
 

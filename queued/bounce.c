@@ -1,176 +1,284 @@
-/* Non-delivery notifications (RFC 3464): when a message leaves the queue with
- * recipients that failed for good, its sender gets one multipart/report from
- * MAILER-DAEMON with the null sender (so a bounce never causes another), the
- * reasons from the state file and the original headers (RFC 3462
- * text/rfc822-headers). It is queued like any message, with spool_write. */
+/* Which delivery status notifications a queued message gets, and when.
+ *
+ * What was reported survives a restart without a record of its own: a report
+ * is queued (spool_write, durable) before the round's attempt record "A" is
+ * appended, so a result recorded after the last "A" is one not yet reported,
+ * and a delay warning was sent iff an attempt was recorded after the warning
+ * time. A crash between the report and the "A" record can repeat a report,
+ * never lose one. Whether the next hop took the DSN request is kept in memory
+ * only: after a crash in that window a success notice may go out that the
+ * next hop also sends. */
 #include <inttypes.h>
 #include <time.h>
 
 #include "bounce.h"
+#include "dsn.h"
 #include "log.h"
 
-/* Only the headers of the original go back: enough to identify it, bounded. */
-#define BOUNCE_HEADERS_MAX (64u * 1024u)
-
-static void bounce_date(uint64_t usec, char *buf, size_t size) {
-        time_t t = (time_t) (usec / 1000000u);
-        struct tm tm;
-
-        if (!localtime_r(&t, &tm) || strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-                (void) snprintf(buf, size, "Thu, 01 Jan 1970 00:00:00 +0000");
-}
-
-/* The header section of body (up to and including the empty line), bounded. */
-static size_t bounce_headers_len(const uint8_t *body, size_t len) {
-        if (len > BOUNCE_HEADERS_MAX)
-                len = BOUNCE_HEADERS_MAX;
-        for (size_t i = 0; i + 3 < len; i++)
-                if (memcmp(body + i, "\r\n\r\n", 4) == 0)
-                        return i + 2;
-        /* No empty line within the bound: cut at the last complete line. */
-        while (len > 0 && body[len - 1] != '\n')
-                len--;
-        return len;
-}
-
-static int bounce_write(FILE *f, Queue *q, QueueMsg *m, const SpoolState *st,
-                        const uint8_t *body, size_t body_len) {
-        const char *host = q->config->hostname ?: "localhost";
-        char date[64], arrival[64];
-        uint64_t now;
+static uint64_t now_usec(void) {
         struct timespec ts;
-        size_t hlen;
 
         (void) clock_gettime(CLOCK_REALTIME, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-        bounce_date(now, date, sizeof(date));
-        bounce_date(m->arrival_usec, arrival, sizeof(arrival));
-
-        fprintf(f, "From: MAILER-DAEMON@%s (Mail Delivery System)\r\n", host);
-        fprintf(f, "To: <%s>\r\n", m->sender);
-        fprintf(f, "Subject: Undelivered Mail Returned to Sender\r\n");
-        fprintf(f, "Date: %s\r\n", date);
-        fprintf(f, "Message-ID: <%s.bounce@%s>\r\n", m->id, host);
-        fprintf(f, "Auto-Submitted: auto-replied\r\n");
-        fprintf(f, "MIME-Version: 1.0\r\n");
-        fprintf(f, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-                   "\tboundary=\"%s/%s\"\r\n", m->id, host);
-        fprintf(f, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
-
-        fprintf(f, "--%s/%s\r\n", m->id, host);
-        fprintf(f, "Content-Description: Notification\r\n"
-                   "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-        fprintf(f, "This is the mail system at host %s.\r\n\r\n"
-                   "I'm sorry to have to inform you that your message could not\r\n"
-                   "be delivered to one or more recipients. The headers of your\r\n"
-                   "message are attached below.\r\n\r\n", host);
-        for (size_t i = 0; i < m->n_rcpts; i++)
-                if (m->status[i] == DELIVERY_BOUNCED)
-                        fprintf(f, "<%s>: %s\r\n\r\n", m->rcpts[i],
-                                i < st->n_rcpts && st->rcpts[i].text[0] ? st->rcpts[i].text
-                                                                        : "delivery failed");
-
-        fprintf(f, "--%s/%s\r\n", m->id, host);
-        fprintf(f, "Content-Description: Delivery report\r\n"
-                   "Content-Type: message/delivery-status\r\n\r\n");
-        fprintf(f, "Reporting-MTA: dns; %s\r\nX-Tern-Queue-ID: %s\r\nArrival-Date: %s\r\n",
-                host, m->id, arrival);
-        for (size_t i = 0; i < m->n_rcpts; i++) {
-                const SpoolRcptState *r = i < st->n_rcpts ? &st->rcpts[i] : NULL;
-
-                if (m->status[i] != DELIVERY_BOUNCED)
-                        continue;
-                fprintf(f, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n",
-                        m->rcpts[i], r && r->dsn[0] ? r->dsn : "5.0.0");
-                if (r && r->relay[0] && !streq(r->relay, "none") && !streq(r->relay, "-") &&
-                    !streq(r->relay, "local"))
-                        fprintf(f, "Remote-MTA: dns; %s\r\n", r->relay);
-                if (r && r->text[0])
-                        fprintf(f, "Diagnostic-Code: X-Tern; %s\r\n", r->text);
-        }
-        fprintf(f, "\r\n--%s/%s\r\n", m->id, host);
-        fprintf(f, "Content-Description: Undelivered Message Headers\r\n"
-                   "Content-Type: text/rfc822-headers\r\n\r\n");
-        hlen = body ? bounce_headers_len(body, body_len) : 0;
-        if (hlen > 0)
-                (void) fwrite(body, 1, hlen, f);
-        fprintf(f, "\r\n--%s/%s--\r\n", m->id, host);
-        return fflush(f) == 0 && !ferror(f) ? 0 : -ENOMEM;
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-static int bounce_queue(Queue *q, QueueMsg *m, char ret_id[static SPOOL_ID_MAX]) {
-        _cleanup_(spool_closep) SpoolFile *file = NULL;
-        _cleanup_(spool_state_done) SpoolState st = {};
-        _cleanup_free_ char *text = NULL;
-        const uint8_t *body = NULL;
-        size_t body_len = 0, text_len = 0;
-        SpoolRcpt rcpt = { .addr = m->sender };
-        SpoolEnvelope env = {
-                .sender = (char *) "",
-                .rcpts = &rcpt,
-                .n_rcpts = 1,
-                .proto = (char *) "local",
-        };
-        FILE *f;
+void bounce_note_relayed(QueueMsg *m, size_t i) {
+        if (i >= m->n_rcpts)
+                return;
+        if (!m->dsn_relayed) {
+                m->dsn_relayed = new0(bool, m->n_rcpts);
+                if (!m->dsn_relayed)
+                        return; /* then a success notice may be sent twice: harmless */
+        }
+        m->dsn_relayed[i] = true;
+}
+
+uint64_t bounce_queue_lifetime_usec(const Queue *q, const QueueMsg *m) {
+        return isempty(m->sender) ? q->config->bounce_queue_lifetime_usec
+                                  : q->config->max_queue_lifetime_usec;
+}
+
+/* What one report is made from: the original's envelope and body (when its
+ * file is readable) and its state file. */
+typedef struct BounceInput {
+        SpoolFile *file;
+        SpoolEnvelope env;
+        bool have_env;
+        const uint8_t *body;
+        size_t body_len;
+        SpoolState st;
+} BounceInput;
+
+static void bounce_input_done(BounceInput *in) {
+        spool_state_done(&in->st);
+        spool_envelope_done(&in->env);
+        in->file = spool_close(in->file);
+}
+
+static int bounce_input_load(Queue *q, QueueMsg *m, BounceInput *in) {
         int r;
 
-        r = spool_state_load(q->spool_fd, m->id, m->n_rcpts, &st);
+        r = spool_state_load(q->spool_fd, m->id, m->n_rcpts, &in->st);
         if (r < 0)
                 return r;
         /* Without the original the report still says who failed and why. */
-        if (spool_open(q->spool_fd, m->id, &file) >= 0)
-                (void) spool_get_body(file, &body, &body_len);
-
-        f = open_memstream(&text, &text_len);
-        if (!f)
-                return -ENOMEM;
-        r = bounce_write(f, q, m, &st, body, body_len);
-        if (fclose(f) != 0 && r == 0)
-                r = -ENOMEM;
-        if (r < 0)
-                return r;
-
-        spool_new_id(ret_id);
-        env.id = ret_id;
-        {
-                struct timespec ts;
-                (void) clock_gettime(CLOCK_REALTIME, &ts);
-                env.arrival_usec = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+        if (spool_open(q->spool_fd, m->id, &in->file) >= 0) {
+                in->have_env = spool_read_envelope(in->file, &in->env) >= 0 &&
+                               in->env.n_rcpts == m->n_rcpts;
+                (void) spool_get_body(in->file, &in->body, &in->body_len);
         }
-        r = spool_write(q->spool_fd, &env, text, text_len);
+        return 0;
+}
+
+static const char *bounce_rcpt_notify(const BounceInput *in, size_t i) {
+        return in->have_env ? in->env.rcpts[i].notify : NULL;
+}
+
+static const char *bounce_rcpt_orcpt(const BounceInput *in, size_t i) {
+        return in->have_env ? in->env.rcpts[i].orcpt : NULL;
+}
+
+/* Queues one report to `to` (sender null) and logs it. */
+static int bounce_queue_report(Queue *q, QueueMsg *m, const BounceInput *in, DsnKind kind,
+                               const char *to, const DsnRcpt *rcpts, size_t n, uint64_t now) {
+        _cleanup_free_ char *text = NULL;
+        char id[SPOOL_ID_MAX];
+        size_t text_len = 0;
+        SpoolRcpt rcpt = { .addr = (char *) to };
+        SpoolEnvelope env = {
+                .id = id,
+                .sender = (char *) "",
+                .rcpts = &rcpt,
+                .n_rcpts = 1,
+                .arrival_usec = now,
+                .proto = (char *) (kind == DSN_KIND_POSTMASTER ? BOUNCE_PROTO_POSTMASTER : BOUNCE_PROTO),
+        };
+        const char *ret = in->have_env ? in->env.ret : NULL;
+        DsnReport report = {
+                .kind = kind,
+                .hostname = isempty(q->config->hostname) ? "localhost" : q->config->hostname,
+                .queue_id = m->id,
+                .report_id = id,
+                .sender = m->sender,
+                .to = kind == DSN_KIND_POSTMASTER ? "postmaster" : to,
+                .envid = in->have_env ? in->env.envid : NULL,
+                .arrival_usec = m->arrival_usec,
+                .now_usec = now,
+                .retry_until_usec = kind == DSN_KIND_DELAY
+                                            ? m->arrival_usec + bounce_queue_lifetime_usec(q, m) : 0,
+                .rcpts = rcpts,
+                .n_rcpts = n,
+                .body = in->body,
+                .body_len = in->body_len,
+                /* RFC 3461 4.3: RET is about failure reports; delay and
+                 * success reports carry the headers. Default FULL as Postfix. */
+                .full = (kind == DSN_KIND_FAILURE && !(ret && streq(ret, "HDRS"))) ||
+                        kind == DSN_KIND_POSTMASTER,
+        };
+        static const char *const what[_DSN_KIND_MAX] = {
+                [DSN_KIND_FAILURE] = "sender non-delivery notification",
+                [DSN_KIND_DELAY] = "sender delay notification",
+                [DSN_KIND_SUCCESS] = "sender delivery status notification",
+                [DSN_KIND_POSTMASTER] = "postmaster non-delivery notification",
+        };
+        LogField f[] = { { "TERN_QUEUE_ID", m->id } };
+        FILE *out;
+        int r;
+
+        spool_new_id(id);
+        out = open_memstream(&text, &text_len);
+        if (!out)
+                return log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: cannot write the %s, it is lost: %m",
+                                        m->id, what[kind]);
+        r = dsn_report_write(out, &report);
+        if (fclose(out) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = spool_write(q->spool_fd, &env, text, text_len);
         if (r < 0)
-                return r;
+                return log_fields_errno(LOG_ERR, r, f, "%s: cannot queue the %s, it is lost: %m", m->id,
+                                        what[kind]);
         {
                 LogField g[] = {
                         { "MESSAGE_ID", LOG_MID_QUEUED },
-                        { "TERN_QUEUE_ID", ret_id },
+                        { "TERN_QUEUE_ID", id },
                         { "TERN_FROM", "" },
                 };
-                log_fields(LOG_INFO, g, "%s: from=<>, size=%zu, nrcpt=1 (queue active)", ret_id, text_len);
+                log_fields(LOG_INFO, g, "%s: from=<>, size=%zu, nrcpt=1 (queue active)", id, text_len);
         }
-        return queue_add(q, &env, text_len);
+        log_fields(LOG_INFO, f, "%s: %s: %s", m->id, what[kind], id);
+        r = queue_add(q, &env, text_len);
+        if (r < 0)
+                log_error_errno(r, "%s: cannot schedule the message until the next start: %m", id);
+        return 0;
+}
+
+/* A recipient whose final result came after the last recorded attempt (or
+ * whose record could not be written) has not been reported yet. */
+static bool bounce_rcpt_fresh(const QueueMsg *m, const BounceInput *in, size_t i) {
+        const SpoolRcptState *rs = i < in->st.n_rcpts ? &in->st.rcpts[i] : NULL;
+        uint64_t cutoff = in->st.attempts > 0 ? in->st.last_attempt_usec : 0;
+
+        return !rs || rs->status != m->status[i] || rs->when_usec > cutoff;
+}
+
+static DsnRcpt bounce_rcpt(const QueueMsg *m, const BounceInput *in, size_t i, DsnAction action) {
+        const SpoolRcptState *rs = i < in->st.n_rcpts ? &in->st.rcpts[i] : NULL;
+
+        return (DsnRcpt) {
+                .addr = m->rcpts[i],
+                .orcpt = bounce_rcpt_orcpt(in, i),
+                .action = action,
+                .status = rs ? rs->dsn : NULL,
+                .relay = rs ? rs->relay : NULL,
+                .text = rs ? rs->text : NULL,
+                .when_usec = rs ? rs->when_usec : 0,
+        };
+}
+
+/* A report of ours failed: postmaster gets one copy, a failed copy is dropped. */
+static void bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, const DsnRcpt *failed,
+                               size_t n, uint64_t now) {
+        const char *proto = in->have_env ? in->env.proto : NULL;
+        LogField f[] = { { "TERN_QUEUE_ID", m->id } };
+
+        if (proto && streq(proto, BOUNCE_PROTO)) {
+                (void) bounce_queue_report(q, m, in, DSN_KIND_POSTMASTER, "postmaster", failed, n, now);
+                return;
+        }
+        if (proto && streq(proto, BOUNCE_PROTO_POSTMASTER)) {
+                log_fields(LOG_WARNING, f, "%s: undeliverable postmaster notification discarded", m->id);
+                return;
+        }
+        /* RFC 5321 4.5.5: never answer the null sender. */
+        log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
+}
+
+static void bounce_report(Queue *q, QueueMsg *m, bool final) {
+        _cleanup_(bounce_input_done) BounceInput in = {};
+        _cleanup_free_ DsnRcpt *failed = NULL, *success = NULL, *delayed = NULL;
+        const Config *c = q->config;
+        size_t n_failed = 0, n_success = 0, n_delayed = 0;
+        uint64_t now = now_usec();
+        bool null_sender = isempty(m->sender), want_delay;
+        LogField f[] = { { "TERN_QUEUE_ID", m->id } };
+        int r;
+
+        r = bounce_input_load(q, m, &in);
+        if (r < 0) {
+                log_fields_errno(LOG_ERR, r, f, "%s: cannot read the state file, no delivery status "
+                                 "notification: %m", m->id);
+                return;
+        }
+        failed = new0(DsnRcpt, m->n_rcpts);
+        success = new0(DsnRcpt, m->n_rcpts);
+        delayed = new0(DsnRcpt, m->n_rcpts);
+        if (!failed || !success || !delayed) {
+                log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: no delivery status notification: %m", m->id);
+                return;
+        }
+
+        /* Once per message, at the first round that ends after the warning
+         * time; never for reports (null sender) or when the message is done. */
+        want_delay = !final && !null_sender && c->delay_warning_usec > 0 &&
+                     now >= m->arrival_usec + c->delay_warning_usec &&
+                     !(in.st.attempts > 0 && in.st.last_attempt_usec >= m->arrival_usec + c->delay_warning_usec);
+
+        for (size_t i = 0; i < m->n_rcpts; i++) {
+                unsigned notify = dsn_notify_parse(bounce_rcpt_notify(&in, i));
+                const SpoolRcptState *rs = i < in.st.n_rcpts ? &in.st.rcpts[i] : NULL;
+
+                switch (m->status[i]) {
+                case DELIVERY_BOUNCED:
+                        if (!bounce_rcpt_fresh(m, &in, i))
+                                break;
+                        /* A report of ours goes to postmaster whatever NOTIFY says. */
+                        if (null_sender || (notify & DSN_NOTIFY_FAILURE))
+                                failed[n_failed++] = bounce_rcpt(m, &in, i, DSN_ACTION_FAILED);
+                        else
+                                log_fields(LOG_INFO, f, "%s: <%s>: no non-delivery notification, "
+                                           "NOTIFY=%s", m->id, m->rcpts[i], bounce_rcpt_notify(&in, i));
+                        break;
+                case DELIVERY_DELIVERED:
+                        if (null_sender || !(notify & DSN_NOTIFY_SUCCESS) || !bounce_rcpt_fresh(m, &in, i) ||
+                            (m->dsn_relayed && m->dsn_relayed[i]))
+                                break;
+                        /* RFC 3464 2.3.3: "delivered" into a mailbox; "relayed"
+                         * to a next hop that will send no DSN itself. */
+                        success[n_success++] = bounce_rcpt(
+                                m, &in, i,
+                                rs && (streq(rs->relay, "local") || strncmp(rs->relay, "lmtp", 4) == 0)
+                                        ? DSN_ACTION_DELIVERED
+                                        : DSN_ACTION_RELAYED);
+                        break;
+                default:
+                        if (want_delay && (notify & DSN_NOTIFY_DELAY)) {
+                                delayed[n_delayed] = bounce_rcpt(m, &in, i, DSN_ACTION_DELAYED);
+                                /* A recipient never tried has no status yet. */
+                                if (!rs || rs->status != DELIVERY_DEFERRED || rs->dsn[0] != '4')
+                                        delayed[n_delayed].status = "4.0.0";
+                                n_delayed++;
+                        }
+                }
+        }
+
+        if (n_failed > 0) {
+                if (null_sender)
+                        bounce_null_sender(q, m, &in, failed, n_failed, now);
+                else
+                        (void) bounce_queue_report(q, m, &in, DSN_KIND_FAILURE, m->sender, failed,
+                                                   n_failed, now);
+        }
+        if (n_delayed > 0)
+                (void) bounce_queue_report(q, m, &in, DSN_KIND_DELAY, m->sender, delayed, n_delayed, now);
+        if (n_success > 0)
+                (void) bounce_queue_report(q, m, &in, DSN_KIND_SUCCESS, m->sender, success, n_success, now);
+}
+
+void bounce_round_done(Queue *q, QueueMsg *m) {
+        bounce_report(q, m, false);
 }
 
 void bounce_maybe_send(Queue *q, QueueMsg *m) {
-        LogField f[] = { { "TERN_QUEUE_ID", m->id } };
-        char id[SPOOL_ID_MAX];
-        bool bounced = false;
-        int r;
-
-        for (size_t i = 0; i < m->n_rcpts && !bounced; i++)
-                bounced = m->status[i] == DELIVERY_BOUNCED;
-        if (!bounced)
-                return;
-        if (isempty(m->sender)) {
-                /* RFC 5321 4.5.5: never answer the null sender. */
-                log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
-                return;
-        }
-        r = bounce_queue(q, m, id);
-        if (r < 0) {
-                log_fields_errno(LOG_ERR, r, f, "%s: cannot queue the sender non-delivery "
-                                 "notification, it is lost: %m", m->id);
-                return;
-        }
-        log_fields(LOG_INFO, f, "%s: sender non-delivery notification: %s", m->id, id);
+        bounce_report(q, m, true);
 }

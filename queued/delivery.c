@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "bounce.h"
 #include "delivery.h"
 #include "ipc.h"
 #include "log.h"
@@ -298,7 +299,7 @@ static int on_kick(sd_event_source *s, void *userdata) {
 
 static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
         _cleanup_free_ char *dsn = NULL, *text = NULL, *relay = NULL;
-        uint64_t job_id, index, status;
+        uint64_t job_id, index, status, relayed;
         QueueMsg *m;
         Job *j;
         size_t k;
@@ -339,6 +340,8 @@ static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
         case DELIVERY_DELIVERED:
                 m->status[index] = DELIVERY_DELIVERED;
                 d->queue->n_sent++;
+                if (ipc_get_u64(msg, IPC_F_DSN_RELAYED, &relayed) >= 0 && relayed == 1)
+                        bounce_note_relayed(m, index);
                 break;
         case DELIVERY_BOUNCED:
                 m->status[index] = DELIVERY_BOUNCED;

@@ -52,6 +52,7 @@ static QueueMsg *queue_msg_free(QueueMsg *m) {
         free(m->status);
         free(m->in_flight);
         free(m->last_error);
+        free(m->dsn_relayed);
         free(m);
         return NULL;
 }
@@ -212,12 +213,14 @@ void queue_msg_round_done(QueueMsg *m) {
                 queue_msg_finish(m);
                 return;
         }
-        if (q->config->max_queue_lifetime_usec > 0 && now > m->arrival_usec &&
-            now - m->arrival_usec >= q->config->max_queue_lifetime_usec) {
+        if (bounce_queue_lifetime_usec(q, m) > 0 && now > m->arrival_usec &&
+            now - m->arrival_usec >= bounce_queue_lifetime_usec(q, m)) {
                 queue_msg_expire(m, now);
                 queue_msg_finish(m);
                 return;
         }
+        /* Reports first: the attempt record marks what they covered. */
+        bounce_round_done(q, m);
         m->attempts++;
         next = now + schedule_backoff_usec(q->config, m->attempts);
         r = spool_state_append_attempt(q->spool_fd, m->id, now, next);

@@ -24,6 +24,7 @@ struct QueueMsg {
         DeliveryStatus *status;         /* NONE or DEFERRED: still pending */
         bool *in_flight;                /* part of a job deliverd has now */
         char *last_error;               /* last temporary failure, for listings */
+        bool *dsn_relayed;              /* bounce.c: next hop took NOTIFY; NULL: none did */
         unsigned attempts;
         uint64_t next_attempt_usec;     /* CLOCK_REALTIME usec */
         bool hold;

@@ -163,16 +163,19 @@ static int write_cdb(int fd, const CdbFields *f) {
         return r;
 }
 
-static int spool_write_full(int spool_dirfd, const SpoolEnvelope *e, const void *body,
-                            size_t body_len, bool dirsync) {
+/* Builds the CDB records of e and writes them to a new tmp/<id>, then asks
+ * the kernel to start writing the pages back (so that when several files are
+ * fsynced one after the other, the first journal commit carries them all). */
+int spool_stage(int spool_dirfd, const SpoolEnvelope *e, const void *body, size_t body_len,
+                SpoolStaged *ret) {
         char nbuf[3][24];
         CdbFields f = {};
-        _cleanup_close_ int tmpdir = -EBADF, queuedir = -EBADF, fd = -EBADF;
+        _cleanup_close_ int tmpdir = -EBADF, fd = -EBADF;
         uint64_t total = SPOOL_CDB_HEADER;
         int r;
 
         if (!e || !spool_id_valid(e->id) || !e->sender || e->n_rcpts == 0 ||
-            e->n_rcpts > SPOOL_RCPT_MAX || !e->rcpts || (!body && body_len > 0))
+            e->n_rcpts > SPOOL_RCPT_MAX || !e->rcpts || (!body && body_len > 0) || !ret)
                 return -EINVAL;
         /* Checked before anything is built: the sum below must not wrap. */
         if (body_len > SPOOL_CDB_SIZE_MAX)
@@ -221,37 +224,107 @@ static int spool_write_full(int spool_dirfd, const SpoolEnvelope *e, const void 
                 r = negative_errno();
                 goto out;
         }
-        queuedir = openat(spool_dirfd, SPOOL_DIR_QUEUE,
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (queuedir < 0) {
-                r = negative_errno();
-                goto out;
-        }
         fd = openat(tmpdir, e->id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
                 r = negative_errno();
                 goto out;
         }
-
         r = write_cdb(fd, &f);
-        if (r >= 0 && fsync(fd) < 0)
-                r = negative_errno();
-        if (r >= 0 && renameat2(tmpdir, e->id, queuedir, e->id, RENAME_NOREPLACE) < 0)
-                r = negative_errno();
         if (r < 0) {
                 (void) unlinkat(tmpdir, e->id, 0);
                 goto out;
         }
-        if (dirsync && fsync(queuedir) < 0) {
-                /* The caller will report failure: the message must not appear later. */
-                r = negative_errno();
-                (void) unlinkat(queuedir, e->id, 0);
-                goto out;
-        }
+        /* Only a hint: fsync in spool_commit is what makes the file durable. */
+        (void) sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        *ret = (SpoolStaged) { .fd = TAKE_FD(fd), .result = 0 };
+        memcpy(ret->id, e->id, strlen(e->id) + 1);
         r = 0;
 out:
         free(f.v);
         return r;
+}
+
+void spool_staged_discard(int spool_dirfd, SpoolStaged *s) {
+        char path[SPOOL_ID_MAX + 16];
+
+        if (s->fd < 0)
+                return;
+        if (path_join(path, sizeof(path), SPOOL_DIR_TMP, s->id, "") >= 0)
+                (void) unlinkat(spool_dirfd, path, 0);
+        closep(&s->fd);
+        s->fd = -EBADF;
+}
+
+static int spool_commit_full(int spool_dirfd, SpoolStaged *v, size_t n, bool dirsync) {
+        _cleanup_close_ int tmpdir = -EBADF, queuedir = -EBADF;
+        size_t renamed = 0;
+        int r = 0;
+
+        tmpdir = openat(spool_dirfd, SPOOL_DIR_TMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tmpdir < 0)
+                r = negative_errno();
+        if (r >= 0) {
+                queuedir = openat(spool_dirfd, SPOOL_DIR_QUEUE,
+                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (queuedir < 0)
+                        r = negative_errno();
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++) {
+                        spool_staged_discard(spool_dirfd, &v[i]);
+                        v[i].result = r;
+                }
+                return r;
+        }
+        /* Every file is on stable storage before its name appears in queue/, so
+         * a crash never leaves a truncated file there. */
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].fd < 0) {
+                        if (v[i].result >= 0)
+                                v[i].result = -EBADF;
+                        continue;
+                }
+                if (fsync(v[i].fd) < 0 ||
+                    renameat2(tmpdir, v[i].id, queuedir, v[i].id, RENAME_NOREPLACE) < 0) {
+                        v[i].result = negative_errno();
+                        (void) unlinkat(tmpdir, v[i].id, 0);
+                } else {
+                        v[i].result = 0;
+                        renamed++;
+                }
+                closep(&v[i].fd);
+                v[i].fd = -EBADF;
+        }
+        if (renamed == 0 || !dirsync)
+                return 0;
+        /* One directory fsync for the whole batch: only after it is any of
+         * them acknowledged. If it fails none may appear later. */
+        if (fsync(queuedir) < 0) {
+                r = negative_errno();
+                for (size_t i = 0; i < n; i++)
+                        if (v[i].result >= 0) {
+                                (void) unlinkat(queuedir, v[i].id, 0);
+                                v[i].result = r;
+                        }
+                return r;
+        }
+        return 0;
+}
+
+int spool_commit(int spool_dirfd, SpoolStaged *v, size_t n) {
+        return spool_commit_full(spool_dirfd, v, n, true);
+}
+
+static int spool_write_full(int spool_dirfd, const SpoolEnvelope *e, const void *body,
+                            size_t body_len, bool dirsync) {
+        SpoolStaged s;
+        int r;
+
+        r = spool_stage(spool_dirfd, e, body, body_len, &s);
+        if (r < 0)
+                return r;
+        (void) spool_commit_full(spool_dirfd, &s, 1, dirsync);
+        return s.result;
 }
 
 int spool_write(int spool_dirfd, const SpoolEnvelope *e, const void *body, size_t body_len) {

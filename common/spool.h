@@ -159,3 +159,22 @@ int spool_prepare(int spool_dirfd);
 void spool_new_id(char buf[static SPOOL_ID_MAX]);
 /* True for a syntactically valid queue id (hex digits, 13..31 chars). */
 bool spool_id_valid(const char *id);
+
+/* Group commit: spool_stage writes tmp/<id> and starts its write-back but
+ * does not wait; spool_commit then fsyncs each staged file, renames it into
+ * queue/ and fsyncs queue/ once for the batch. Only a message whose result is
+ * 0 after spool_commit is durable and may be acknowledged. */
+typedef struct SpoolStaged {
+        char id[SPOOL_ID_MAX];
+        int fd;         /* tmp/<id>, open until spool_commit or spool_staged_discard */
+        int result;     /* set by spool_commit: 0 durable, or -errno (nothing left behind) */
+} SpoolStaged;
+
+/* Returns 0 and fills *ret, or -errno (nothing is left in tmp/). */
+int spool_stage(int spool_dirfd, const SpoolEnvelope *e, const void *body, size_t body_len,
+                SpoolStaged *ret);
+/* Commits v[0..n): sets every v[i].result and closes every fd. Returns 0, or
+ * the -errno that failed the whole batch (also in each result). */
+int spool_commit(int spool_dirfd, SpoolStaged *v, size_t n);
+/* Drops a staged file that will not be committed (removes tmp/<id>). */
+void spool_staged_discard(int spool_dirfd, SpoolStaged *s);

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "commit.h"
 #include "config.h"
 #include "ipc.h"
 #include "log.h"
@@ -75,6 +76,8 @@ static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void
          * synchronous); jobs in flight are retried at the next start. */
         log_info("Stopping");
         (void) sd_notify(0, "STOPPING=1");
+        /* Messages already staged are made durable and acknowledged. */
+        commit_run(ctx->queue->commit);
         server_stop(ctx->server);
         return sd_event_exit(sd_event_source_get_event(src), 0);
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bounce.h"
+#include "commit.h"
 #include "delivery.h"
 #include "log.h"
 #include "queue.h"
@@ -471,6 +472,8 @@ int queue_new(sd_event *e, const Config *c, int spool_fd, Queue **ret) {
         q->event = sd_event_ref(e);
         q->spool_fd = spool_fd;
         r = delivery_new(q, &q->delivery);
+        if (r >= 0)
+                r = commit_new(q, &q->commit);
         if (r < 0) {
                 queue_free(q);
                 return r;
@@ -485,6 +488,7 @@ Queue *queue_free(Queue *q) {
         /* The delivery connection goes first: nothing may call back into a
          * half-freed table. */
         q->delivery = delivery_free(q->delivery);
+        q->commit = commit_free(q->commit);
         while (q->head)
                 queue_msg_free(q->head);
         sd_event_unref(q->event);

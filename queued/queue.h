@@ -9,6 +9,7 @@
 #include "config.h"
 #include "spool.h"
 
+typedef struct Commit Commit;
 typedef struct Delivery Delivery;
 typedef struct Queue Queue;
 typedef struct QueueMsg QueueMsg;
@@ -44,6 +45,7 @@ struct Queue {
         QueueMsg *head, *tail;
         size_t n_msgs;
         Delivery *delivery;
+        Commit *commit;                 /* arriving messages being made durable together */
         uint64_t n_received, n_sent, n_bounced, n_deferred;
         size_t submission_bytes;        /* message bodies being received, all peers */
 };

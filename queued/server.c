@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include "admin.h"
+#include "commit.h"
 #include "ipc.h"
 #include "log.h"
 #include "server.h"
@@ -43,6 +44,7 @@ static Peer *peer_free(Peer *p) {
                 if (p->next)
                         p->next->prev = p->prev;
                 p->server->n_peers--;
+                commit_forget_peer(p->queue->commit, p);
         }
         submission_free(p->submission);
         sd_event_source_disable_unref(p->source);
@@ -50,6 +52,10 @@ static Peer *peer_free(Peer *p) {
         free(p->user);
         free(p);
         return NULL;
+}
+
+void peer_close(Peer *p) {
+        peer_free(p);
 }
 
 int peer_send(Peer *p) {
@@ -125,8 +131,10 @@ static int on_peer_io(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         r = n < 0 ? (int) n : ipc_parse(s->buf, (size_t) n, &m);
         if (r >= 0) {
+                /* A peer waiting for QUEUED has nothing to say: replies
+                 * must stay in order. */
                 if (m.type >= _IPC_TYPE_MAX || !peer_handlers[m.type] ||
-                    (!p->hello && m.type != IPC_HELLO))
+                    (!p->hello && m.type != IPC_HELLO) || p->committing)
                         r = -EBADMSG;
                 else
                         r = peer_handlers[m.type](p, &m);

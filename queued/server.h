@@ -19,6 +19,7 @@ struct Peer {
         sd_event_source *source;
         bool hello;
         bool trusted;           /* root, ourselves or smtpd: its client fields are recorded */
+        bool committing;        /* its message is in the group commit: it must wait for QUEUED */
         bool smtpd_session;     /* an smtpd counted as an active session (stats.c) */
         uid_t uid;
         pid_t pid;
@@ -36,6 +37,9 @@ DEFINE_POINTER_CLEANUP(Server, server_free);
 /* Stops accepting and closes every peer (a transaction in progress is lost,
  * never acknowledged). */
 void server_stop(Server *s);
+
+/* Closes p and forgets it (a message of its in the group commit stays). */
+void peer_close(Peer *p);
 
 /* Sends the frame in p->writer. Returns 0 or -errno. */
 int peer_send(Peer *p);

@@ -101,6 +101,40 @@ void command_format_notify(unsigned mask, char *buf, size_t size) {
 
 static bool is_atext(char c);
 
+/* Well-formed UTF-8 (RFC 3629): no overlongs, no surrogates, at most U+10FFFF. */
+static bool utf8_valid(const char *s, size_t n) {
+        const unsigned char *u = (const unsigned char *) s;
+
+        for (size_t i = 0; i < n;) {
+                unsigned c = u[i], need, cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        need = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        need = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        need = 3, cp = c & 0x07;
+                else
+                        return false;
+                if (n - i <= need)
+                        return false;
+                for (unsigned k = 1; k <= need; k++) {
+                        if ((u[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (u[i + k] & 0x3f);
+                }
+                if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += need + 1;
+        }
+        return true;
+}
+
 int command_check_orcpt(const char *p, size_t n, bool utf8) {
         const char *semi;
         size_t tl;
@@ -121,7 +155,7 @@ int command_check_orcpt(const char *p, size_t n, bool utf8) {
         if (tl == 5 && strncasecmp(p, "utf-8", 5) == 0) {
                 if (!utf8)
                         return -EINVAL;
-                return n - tl - 1 > 0 ? 0 : -EINVAL;
+                return n - tl - 1 > 0 && utf8_valid(semi + 1, n - tl - 1) ? 0 : -EINVAL;
         }
         return command_xtext_valid(semi + 1, n - tl - 1) ? 0 : -EINVAL;
 }
@@ -165,7 +199,10 @@ static CommandError parse_params(const char *p, size_t n, Command *c) {
                 if (i < n && p[i] == '=') {
                         i++;
                         start = i;
-                        while (i < n && p[i] >= 33 && p[i] <= 126 && p[i] != '=')
+                        /* RFC 6531 3.3 adds UTF-8 to esmtp-value; whether
+                         * a value may hold it is the parameter's business. */
+                        while (i < n && ((p[i] >= 33 && p[i] <= 126 && p[i] != '=') ||
+                                         (unsigned char) p[i] >= 0x80))
                                 i++;
                         if (i == start)
                                 return COMMAND_BAD_PARAM;

@@ -9,6 +9,10 @@
 /* RFC 5321 4.5.3.1.4: 512 octets including CRLF. None of our extensions
  * (SIZE, BODY) asks for more (RFC 1869 4.1.2 would allow it per extension). */
 #define COMMAND_LINE_MAX 512u
+/* RFC 3461 4: DSN lengthens MAIL by 100 octets (ENVID, RET) and RCPT by 500
+ * (ORCPT) plus NOTIFY's 28. Lines are read up to this; only MAIL, RCPT (and
+ * AUTH, RFC 4954 4) may use more than COMMAND_LINE_MAX. */
+#define COMMAND_LINE_DSN_MAX (COMMAND_LINE_MAX + 528u)
 #define COMMAND_PARAMS_MAX 8u
 
 typedef enum SmtpVerb {

@@ -257,6 +257,11 @@ static void session_command(Session *s, const char *line, size_t len) {
         }
         s->last_verb = c.verb;
         s->n_total[c.verb]++;
+        if (len + 2 > COMMAND_LINE_MAX && c.verb != SMTP_VERB_MAIL && c.verb != SMTP_VERB_RCPT &&
+            c.verb != SMTP_VERB_AUTH) {
+                session_reply(s, 500, "5.5.0 Error: line too long");
+                return;
+        }
         if (junk_limit_reached(s, c.verb))
                 return;
         v = &session_verbs[c.verb];
@@ -333,7 +338,7 @@ int session_run(Session *s) {
                 const char *line;
                 size_t len;
 
-                r = io_read_line(&s->io, COMMAND_LINE_MAX, &line, &len);
+                r = io_read_line(&s->io, COMMAND_LINE_DSN_MAX, &line, &len);
                 if (r == -E2BIG) {
                         session_reply(s, 500, "5.5.0 Error: line too long");
                         r = 0;

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
                 if (n > 0 && buf[pos + n - 1] == '\r')
                         n--;
-                if (n <= COMMAND_LINE_MAX && command_parse(buf + pos, n, &c) == COMMAND_OK) {
+                if (n <= COMMAND_LINE_DSN_MAX && command_parse(buf + pos, n, &c) == COMMAND_OK) {
                         const char *end = buf + pos + n;
 
                         if (c.verb < 0 || c.verb >= _SMTP_VERB_MAX || c.n_params > COMMAND_PARAMS_MAX)

@@ -183,13 +183,17 @@ class FakeQueued:
                     msg = {"id": qid, "sender": m.str(ternipc.F_SENDER), "rcpts": [], "data": b"",
                            "helo": m.str(ternipc.F_HELO), "proto": m.str(ternipc.F_PROTO),
                            "client_addr": m.str(ternipc.F_CLIENT_ADDR),
-                           "size": m.u64(ternipc.F_SIZE), "body_type": m.str(ternipc.F_BODY_TYPE)}
+                           "size": m.u64(ternipc.F_SIZE), "body_type": m.str(ternipc.F_BODY_TYPE),
+                           "envid": m.str(ternipc.F_ENVID), "ret": m.str(ternipc.F_RET),
+                           "smtputf8": m.u64(ternipc.F_SMTPUTF8), "notify": [], "orcpt": []}
                     self._send(conn, ternipc.MSG_BEGUN, [(ternipc.F_QUEUE_ID, qid)])
                 elif m.type == ternipc.MSG_RCPT:
                     rcpt = m.str(ternipc.F_RCPT)
                     a = self.rcpt_answer(rcpt)
                     if a is None:
                         msg["rcpts"].append(rcpt)
+                        msg["notify"].append(m.str(ternipc.F_NOTIFY))
+                        msg["orcpt"].append(m.str(ternipc.F_ORCPT))
                         self._send(conn, ternipc.MSG_RCPT_OK, [])
                     else:
                         self._send(conn, ternipc.ERROR, [(ternipc.F_CODE, a[0]), (ternipc.F_DSN, a[1]),

@@ -1367,3 +1367,51 @@ const char *config_path_resolve(const char *arg) {
         env = getenv("TERN_CONFIG");
         return isempty(env) ? CONFIG_DEFAULT_PATH : env;
 }
+
+static const char *const config_type_names[] = {
+        [CONFIG_STRING] = "string",
+        [CONFIG_PATH] = "path",
+        [CONFIG_USER] = "user",
+        [CONFIG_HOSTNAME] = "hostname",
+        [CONFIG_DOMAINS] = "domains",
+        [CONFIG_NETLIST] = "networks",
+        [CONFIG_UINT64] = "number",
+        [CONFIG_SIZE] = "size",
+        [CONFIG_TIMESPAN] = "timespan",
+        [CONFIG_MAILBOX_FORMAT] = "choice",
+        [CONFIG_MAILBOX_PATH] = "mailbox path",
+        [CONFIG_PATH_OPT] = "path",
+        [CONFIG_CHOICE] = "choice",
+        [CONFIG_BOOL] = "boolean",
+};
+
+int config_key_info(size_t i, ConfigKeyInfo *ret) {
+        const ConfigKey *k;
+
+        if (i >= N_KEYS)
+                return -ENOENT;
+        k = &config_keys[i];
+        *ret = (ConfigKeyInfo) {
+                .section = k->section,
+                .name = k->name,
+                .type = (size_t) k->type < ELEMENTSOF(config_type_names) && config_type_names[k->type]
+                                ? config_type_names[k->type] : "string",
+                .default_text = k->default_text ?: "",
+                .description = k->description,
+                .postfix = k->postfix,
+                .choices = k->type == CONFIG_MAILBOX_FORMAT ? "maildir mbox" : k->choices,
+        };
+        return 0;
+}
+
+int config_key_source(const Config *c, const char *section, const char *name, ConfigSource *ret) {
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (strcasecmp(config_keys[i].section, section) == 0 &&
+                    strcasecmp(config_keys[i].name, name) == 0) {
+                        if (!c->_sources)
+                                return -ENOENT;
+                        *ret = c->_sources[i];
+                        return 0;
+                }
+        return -ENOENT;
+}

@@ -150,3 +150,22 @@ const char *mailbox_format_to_string(MailboxFormat f);
  * plain number = seconds -> usec. Return 0 or -EINVAL / -ERANGE. */
 int config_parse_size(const char *s, uint64_t *ret);
 int config_parse_timespan(const char *s, uint64_t *ret_usec);
+
+/* One key of the table, for documentation (tern.conf(5), docs/configuration.md
+ * are generated from it by man/gen-config-doc) and for ternctl check. */
+typedef struct ConfigKeyInfo {
+        const char *section;
+        const char *name;
+        const char *type;         /* "path", "timespan", "size", "choice"... */
+        const char *default_text; /* as written in the table, "" for empty */
+        const char *description;
+        const char *postfix;      /* closest Postfix parameter, or NULL */
+        const char *choices;      /* CHOICE keys: the allowed words, else NULL */
+} ConfigKeyInfo;
+
+/* The i-th key (table order). Returns 0, or -ENOENT past the last key. */
+int config_key_info(size_t i, ConfigKeyInfo *ret);
+
+/* Where section/name got its value in c (file NULL: default). Returns 0 or
+ * -ENOENT (no such key, or c was not made by config_load). */
+int config_key_source(const Config *c, const char *section, const char *name, ConfigSource *ret);

@@ -56,3 +56,4 @@ int log_emit(int level, int error, const LogField *fields, size_t n_fields,
 #define LOG_MID_BOUNCED      "4f2b8a7e0c6d4b1e9a3f5c7d2e1b0a96"
 #define LOG_MID_REMOVED      "4f2b8a7e0c6d4b1e9a3f5c7d2e1b0a97"
 #define LOG_MID_CONFIG_ERROR "4f2b8a7e0c6d4b1e9a3f5c7d2e1b0a98"
+#define LOG_MID_RELOADED     "4f2b8a7e0c6d4b1e9a3f5c7d2e1b0a99"

@@ -15,6 +15,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "sandbox.h"
+#include "reload.h"
 #include "server.h"
 
 static const char *arg_config;
@@ -80,6 +81,8 @@ static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void
 }
 
 int main(int argc, char *argv[]) {
+        /* First: freed last, after everything that may point into its configurations. */
+        _cleanup_(config_reload_freep) ConfigReload *reload = NULL;
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(server_freep) Server *server = NULL;
@@ -131,6 +134,8 @@ int main(int argc, char *argv[]) {
         r = sd_event_add_signal(event, NULL, SIGTERM, on_term, server);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_term, server);
+        if (r >= 0)
+                r = reload_setup(event, server, config, arg_config, &reload);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch signals: %m"), 1;
 

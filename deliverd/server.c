@@ -447,3 +447,7 @@ Server *server_free(Server *s) {
         free(s);
         return NULL;
 }
+
+void server_set_config(Server *s, const Config *c) {
+        s->config = c;
+}

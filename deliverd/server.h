@@ -13,6 +13,9 @@ int server_new(sd_event *e, const Config *c, int listen_fd, Server **ret);
 Server *server_free(Server *s);
 DEFINE_POINTER_CLEANUP(Server, server_free);
 
+/* Jobs started from now on get c (a reload); c must outlive the server. */
+void server_set_config(Server *s, const Config *c);
+
 /* SIGTERM: stops accepting connections and jobs (a job that arrives now or
  * waits for a worker slot gets IPC_JOB_DONE without results, i.e. deferred),
  * lets running workers finish, then exits the event loop. */

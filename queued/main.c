@@ -15,6 +15,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "queue.h"
+#include "reload.h"
 #include "server.h"
 
 /* How often STATUS= is refreshed when no watchdog asks for more. */
@@ -93,6 +94,8 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 int main(int argc, char *argv[]) {
+        /* First: freed last, after everything that may point into its configurations. */
+        _cleanup_(config_reload_freep) ConfigReload *reload = NULL;
         _cleanup_(config_freep) Config *config = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(queue_freep) Queue *queue = NULL;
@@ -165,6 +168,8 @@ int main(int argc, char *argv[]) {
         r = sd_event_add_signal(event, NULL, SIGTERM, on_term, &ctx);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_term, &ctx);
+        if (r >= 0)
+                r = reload_setup(event, queue, arg_config, &reload);
         if (r >= 0)
                 r = sd_event_now(event, CLOCK_MONOTONIC, &now);
         if (r >= 0)

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "queue.h"
 #include "route.h"
+#include "loop.h"
 #include "submission.h"
 
 /* Room for the Received: header smtpd puts in front of a message that is
@@ -36,6 +37,7 @@ struct Submission {
         bool too_big;
         bool no_memory;
         uint64_t size;          /* of the body written to the spool */
+        LoopScan loop;          /* Received: fields so far (loop.c) */
 };
 
 static void submission_drop_body(Submission *s) {
@@ -306,6 +308,7 @@ int submission_on_data(Peer *p, const IpcMsg *m) {
         if (!s || m->n_fields != 1 || m->fields[0].tag != IPC_F_DATA)
                 return -EBADMSG;
         f = &m->fields[0];
+        loop_scan_feed(&s->loop, f->data, f->len);
         if (s->too_big || s->no_memory)
                 return 0;
         if (f->len > s->body_max - s->body_len) {
@@ -347,6 +350,9 @@ static int submission_refuse_write_error(Peer *p, Submission *s, int error) {
         LogField f[] = { { "TERN_QUEUE_ID", s->id } };
 
         log_fields_errno(LOG_ERR, error, f, "%s: queue file write error, message refused: %m", s->id);
+        /* RFC 3463 4.3.1: the client may try again when there is room. */
+        if (error == -ENOSPC || error == -EDQUOT || error == -EFBIG)
+                return peer_send_error(p, 452, "4.3.1", "Insufficient system storage");
         return peer_send_error(p, 451, "4.3.0", "Error: queue file write error");
 }
 
@@ -412,6 +418,7 @@ void submission_committed(Queue *q, Peer *p, Submission *s, int result) {
         r = queue_add(q, &s->env, s->size);
         if (r < 0)
                 log_error_errno(r, "%s: cannot schedule the message until the next start: %m", s->id);
+        loop_check_queued(q, &s->env, &s->loop);
         if (!p)
                 return; /* the peer left: the message stays queued, nobody to tell */
         ipc_writer_init(p->writer, IPC_MSG_QUEUED);

@@ -1,6 +1,10 @@
 /* The connection to tern-deliverd and the jobs in flight on it. A job is up to
- * DELIVERY_JOB_RCPTS_MAX pending recipients of one message, sent as
- * IPC_DELIVER with the spool file's fd. Each IPC_RESULT is made durable in the
+ * DELIVERY_JOB_RCPTS_MAX pending recipients of one message that go to the
+ * same destination (route_destination_key: the next hop from the transport
+ * table, the relay host, or the recipient domain), sent as IPC_DELIVER with
+ * the spool file's fd. At most DeliveryConcurrency jobs are in flight, and at
+ * most DestinationConcurrency to one destination, so a destination that
+ * does not answer holds only its own slots and mail elsewhere keeps flowing. Each IPC_RESULT is made durable in the
  * state file before anything else reacts to it (promise 2: a recipient
  * recorded delivered is never delivered again). */
 #include <fcntl.h>
@@ -14,6 +18,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "queue.h"
+#include "route.h"
 #include "stats.h"
 
 #define DELIVERY_JOB_RCPTS_MAX 50u
@@ -24,10 +29,19 @@
 #define DELIVERY_HELLO_TIMEOUT_SEC 10
 #define DELIVERY_SEND_TIMEOUT_SEC 30
 
+/* A destination with jobs in flight (destinations without any are not kept). */
+typedef struct Dest Dest;
+struct Dest {
+        char *key;
+        size_t jobs;
+        Dest *next;
+};
+
 typedef struct Job Job;
 struct Job {
         uint64_t id;
         QueueMsg *msg;
+        Dest *dest;
         size_t n;
         size_t idx[DELIVERY_JOB_RCPTS_MAX];
         bool done[DELIVERY_JOB_RCPTS_MAX];      /* a result came for idx[k] */
@@ -45,6 +59,8 @@ struct Delivery {
         QueueMsg *ready_head, *ready_tail;
         Job *jobs;
         size_t n_jobs;
+        Dest *dests;
+        Router *router;
         uint64_t next_job_id;
         IpcWriter *writer;
         uint8_t *buf;
@@ -68,21 +84,12 @@ size_t delivery_in_flight(const Delivery *d) {
         return d->n_jobs;
 }
 
-static void delivery_ready_pop(Delivery *d) {
-        QueueMsg *m = d->ready_head;
-
-        d->ready_head = m->ready_next;
-        if (!d->ready_head)
-                d->ready_tail = NULL;
-        m->ready_next = NULL;
-        m->ready = false;
-}
-
 void delivery_enqueue(Delivery *d, QueueMsg *m) {
         if (m->ready)
                 return;
         m->ready = true;
         m->ready_next = NULL;
+        m->ready_prev = d->ready_tail;
         if (d->ready_tail)
                 d->ready_tail->ready_next = m;
         else
@@ -92,21 +99,93 @@ void delivery_enqueue(Delivery *d, QueueMsg *m) {
 }
 
 void delivery_forget(Delivery *d, QueueMsg *m) {
-        QueueMsg **link = &d->ready_head, *prev = NULL;
-
         if (!m->ready)
                 return;
-        while (*link && *link != m) {
-                prev = *link;
-                link = &(*link)->ready_next;
-        }
-        if (*link) {
-                *link = m->ready_next;
-                if (d->ready_tail == m)
-                        d->ready_tail = prev;
-        }
-        m->ready_next = NULL;
+        if (m->ready_prev)
+                m->ready_prev->ready_next = m->ready_next;
+        else
+                d->ready_head = m->ready_next;
+        if (m->ready_next)
+                m->ready_next->ready_prev = m->ready_prev;
+        else
+                d->ready_tail = m->ready_prev;
+        m->ready_next = m->ready_prev = NULL;
         m->ready = false;
+}
+
+static Dest *delivery_dest_get(Delivery *d, const char *key) {
+        Dest *x;
+
+        for (x = d->dests; x; x = x->next)
+                if (streq(x->key, key))
+                        return x;
+        x = new0(Dest, 1);
+        if (!x)
+                return NULL;
+        x->key = strdup(key);
+        if (!x->key) {
+                free(x);
+                return NULL;
+        }
+        x->next = d->dests;
+        d->dests = x;
+        return x;
+}
+
+static void delivery_dest_put(Delivery *d, Dest *x) {
+        if (--x->jobs > 0)
+                return;
+        for (Dest **l = &d->dests; *l; l = &(*l)->next)
+                if (*l == x) {
+                        *l = x->next;
+                        break;
+                }
+        free(x->key);
+        free(x);
+}
+
+static size_t delivery_dest_jobs(const Delivery *d, const char *key) {
+        for (const Dest *x = d->dests; x; x = x->next)
+                if (streq(x->key, key))
+                        return x->jobs;
+        return 0;
+}
+
+/* DestinationConcurrency, but never every slot while others exist: one
+ * destination that does not answer must leave room for the rest. */
+static size_t delivery_dest_limit(const Delivery *d) {
+        const Config *c = d->queue->config;
+        uint64_t global = c->delivery_concurrency ?: 1;
+        uint64_t limit = c->destination_concurrency ?: 1;
+
+        if (global > 1 && limit > global - 1)
+                limit = global - 1;
+        return (size_t) limit;
+}
+
+/* The destination of recipient i, computed once per message. A recipient
+ * whose route cannot be decided now (a table unreadable) is grouped by its
+ * domain; deliverd decides again and defers it. */
+static const char *delivery_rcpt_dest(Delivery *d, QueueMsg *m, size_t i) {
+        char key[ROUTE_NEXTHOP_MAX + 64];
+        Route route;
+
+        if (!m->rcpt_dest) {
+                m->rcpt_dest = new0(char *, m->n_rcpts);
+                if (!m->rcpt_dest)
+                        return "";
+        }
+        if (m->rcpt_dest[i])
+                return m->rcpt_dest[i];
+        if (!d->router && router_new(d->queue->config, &d->router) < 0)
+                d->router = NULL;
+        if (!d->router || route_resolve(d->router, m->rcpts[i], &route) < 0 ||
+            route_destination_key(&route, key, sizeof(key)) < 0) {
+                const char *at = strrchr(m->rcpts[i], '@');
+                (void) snprintf(key, sizeof(key), "domain:%s", at ? at + 1 : "");
+        }
+        m->rcpt_dest[i] = strdup(key);
+        return m->rcpt_dest[i] ?: "";
 }
 
 /* The job ended (JOB_DONE, or the connection is gone): recipients without a
@@ -131,7 +210,10 @@ static void delivery_job_end(Delivery *d, Job *j, const char *why) {
         if (j->next)
                 j->next->prev = j->prev;
         d->n_jobs--;
+        if (j->dest)
+                delivery_dest_put(d, j->dest);
         free(j);
+        delivery_request_kick(d); /* a slot is free */
         if (--m->jobs == 0 && !m->ready)
                 queue_msg_round_done(m); /* may free m */
 }
@@ -203,55 +285,76 @@ static int delivery_connect(Delivery *d) {
         return 0;
 }
 
-/* Up to DELIVERY_JOB_RCPTS_MAX recipients of m that are pending and not in
- * flight. Returns their number. */
-static size_t delivery_pick(QueueMsg *m, Job *j) {
+static bool delivery_rcpt_waiting(const QueueMsg *m, size_t i) {
+        return queue_rcpt_pending(m, i) && !m->in_flight[i];
+}
+
+/* Up to DELIVERY_JOB_RCPTS_MAX recipients of m that are pending, not in
+ * flight and go to the first destination that has a free slot. Returns
+ * their number (0: nothing can go now) and the destination's key. */
+static size_t delivery_pick(Delivery *d, QueueMsg *m, Job *j, const char **ret_key) {
+        size_t limit = delivery_dest_limit(d);
+        const char *key = NULL;
+
         j->n = 0;
-        for (size_t i = 0; i < m->n_rcpts && j->n < DELIVERY_JOB_RCPTS_MAX; i++)
-                if (queue_rcpt_pending(m, i) && !m->in_flight[i])
-                        j->idx[j->n++] = i;
+        for (size_t i = 0; i < m->n_rcpts && j->n < DELIVERY_JOB_RCPTS_MAX; i++) {
+                const char *k;
+
+                if (!delivery_rcpt_waiting(m, i))
+                        continue;
+                k = delivery_rcpt_dest(d, m, i);
+                if (!key) {
+                        if (delivery_dest_jobs(d, k) >= limit)
+                                continue;
+                        key = k;
+                } else if (!streq(k, key))
+                        continue;
+                j->idx[j->n++] = i;
+        }
+        *ret_key = key;
         return j->n;
 }
 
-static bool delivery_msg_has_more(QueueMsg *m) {
+static bool delivery_msg_has_more(const QueueMsg *m) {
         for (size_t i = 0; i < m->n_rcpts; i++)
-                if (queue_rcpt_pending(m, i) && !m->in_flight[i])
+                if (delivery_rcpt_waiting(m, i))
                         return true;
         return false;
 }
 
-/* Sends one job for the message at the head of the ready list. Returns 0,
- * or -errno when the connection failed (it is then closed). */
-static int delivery_send_job(Delivery *d) {
-        QueueMsg *m = d->ready_head;
+/* Sends one job for m. Returns 1 when a job was sent, 0 when none can go
+ * now (nothing left, or its destinations are busy), 2 when m was taken off
+ * the ready list (its file cannot be opened; m may be freed), or -errno when
+ * the connection failed (it is then closed). */
+static int delivery_send_job(Delivery *d, QueueMsg *m) {
         Queue *q = d->queue;
         _cleanup_close_ int file = -EBADF;
+        _cleanup_free_ Job *j = NULL;
         char path[sizeof(SPOOL_DIR_QUEUE) + SPOOL_ID_MAX + 1];
-        Job *j;
+        const char *key;
         int r;
 
         j = new0(Job, 1);
         if (!j)
                 return -ENOMEM;
-        if (delivery_pick(m, j) == 0) {
-                free(j);
-                delivery_ready_pop(d);
-                if (m->jobs == 0)
-                        queue_msg_round_done(m);
+        if (delivery_pick(d, m, j, &key) == 0)
                 return 0;
-        }
         (void) snprintf(path, sizeof(path), "%s/%s", SPOOL_DIR_QUEUE, m->id);
         file = openat(q->spool_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (file < 0) {
                 r = -errno;
-                free(j);
                 log_error_errno(r, "%s: cannot open the queue file, will retry: %m", m->id);
-                delivery_ready_pop(d);
+                /* Nothing of it goes out in this round. */
+                delivery_forget(d, m);
                 m->round_deferred = true;
                 if (m->jobs == 0)
-                        queue_msg_round_done(m);
-                return 0;
+                        queue_msg_round_done(m); /* may free m */
+                return 2;
         }
+        j->dest = delivery_dest_get(d, key);
+        if (!j->dest)
+                return -ENOMEM;
+        j->dest->jobs++;
         j->id = ++d->next_job_id;
         j->msg = m;
         ipc_writer_init(d->writer, IPC_DELIVER);
@@ -261,38 +364,53 @@ static int delivery_send_job(Delivery *d) {
                 ipc_put_u64(d->writer, IPC_F_RCPT_INDEX, j->idx[k]);
         r = ipc_send(d->fd, d->writer, file);
         if (r < 0) {
-                free(j);
+                delivery_dest_put(d, j->dest);
                 log_warning_errno(r, "Lost the connection to deliverd, will reconnect: %m");
                 delivery_disconnect(d);
                 return r;
         }
+        log_debug("%s: job %" PRIu64 " with %zu recipient%s to %s", m->id, j->id, j->n,
+                  j->n == 1 ? "" : "s", key);
         for (size_t k = 0; k < j->n; k++)
                 m->in_flight[j->idx[k]] = true;
         m->jobs++;
         j->next = d->jobs;
         if (d->jobs)
                 d->jobs->prev = j;
-        d->jobs = j;
+        d->jobs = TAKE_PTR(j);
         d->n_jobs++;
-        if (!delivery_msg_has_more(m))
-                delivery_ready_pop(d);
-        return 0;
+        return 1;
 }
 
+/* Walks the whole ready list, not only its head: a message whose
+ * destinations are all busy waits in the list while the ones behind it go. */
 static int on_kick(sd_event_source *s, void *userdata) {
         Delivery *d = userdata;
         uint64_t max = d->queue->config->delivery_concurrency ?: 1;
+        QueueMsg *m, *next;
+        int r = 0;
 
-        while (d->ready_head && d->n_jobs < max) {
+        for (m = d->ready_head; m && d->n_jobs < max; m = next) {
+                next = m->ready_next;
                 /* A message on hold waits for release, not for deliverd. */
-                if (d->ready_head->hold) {
-                        delivery_ready_pop(d);
+                if (m->hold) {
+                        delivery_forget(d, m);
                         continue;
                 }
                 if (d->fd < 0 && delivery_connect(d) < 0)
                         break;
-                if (delivery_send_job(d) < 0)
-                        break;
+                r = 0;
+                while (d->n_jobs < max && (r = delivery_send_job(d, m)) == 1)
+                        ;
+                if (r < 0)
+                        break; /* the connection dropped every job */
+                if (r == 2)
+                        continue; /* given up for this round, maybe freed */
+                if (!delivery_msg_has_more(m)) {
+                        delivery_forget(d, m);
+                        if (m->jobs == 0)
+                                queue_msg_round_done(m); /* may free m */
+                }
         }
         return 0;
 }
@@ -456,7 +574,14 @@ Delivery *delivery_free(Delivery *d) {
                 free(j);
         }
         while (d->ready_head)
-                delivery_ready_pop(d);
+                delivery_forget(d, d->ready_head);
+        while (d->dests) {
+                Dest *x = d->dests;
+                d->dests = x->next;
+                free(x->key);
+                free(x);
+        }
+        router_free(d->router);
         free(d->writer);
         free(d->buf);
         free(d);

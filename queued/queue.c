@@ -52,6 +52,10 @@ static QueueMsg *queue_msg_free(QueueMsg *m) {
         free(m->rcpts);
         free(m->status);
         free(m->in_flight);
+        if (m->rcpt_dest)
+                for (size_t i = 0; i < m->n_rcpts; i++)
+                        free(m->rcpt_dest[i]);
+        free(m->rcpt_dest);
         free(m->last_error);
         free(m->dsn_relayed);
         free(m);

@@ -35,7 +35,8 @@ struct QueueMsg {
         unsigned jobs;                  /* jobs in flight */
         sd_event_source *timer;
         QueueMsg *prev, *next;          /* all messages */
-        QueueMsg *ready_next;           /* delivery.c's ready list */
+        QueueMsg *ready_next, *ready_prev; /* delivery.c's ready list */
+        char **rcpt_dest;               /* destination key of each recipient, once computed */
 };
 
 struct Queue {

@@ -143,7 +143,7 @@ def test_flush_retries_a_deferred_message_now():
 
 
 def test_message_past_max_queue_lifetime_expires():
-    conf = "[Queue]\nMaxQueueLifetime = 1s\n"
+    conf = "[Queue]\nMaxQueueLifetime = 1s\nBounceQueueLifetime = 1s\n"
     with harness.Tern(conf=conf, start=("queued", "deliverd")) as t:
         block_maildir(t)
         with connect(t) as c:

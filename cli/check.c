@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 
 #include "check.h"

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "import_postfix.h"
 #include "log_show.h"
 #include "queue_list.h"
 #include "stats.h"
@@ -28,6 +29,8 @@ static void help(void) {
                "  log ID                  one message's life from the journal, in time order\n"
                "  log --follow [ID]       follow deliveries (or message ID) live\n"
                "  stats                   counters in the Prometheus text format\n"
+               "  import-postfix [-o FILE] [MAIN.CF]\n"
+               "                          translate a Postfix main.cf into a tern.conf drop-in\n"
                "  route ADDRESS...        show how each recipient is routed (virtual aliases,\n"
                "                          transport, next hop) or why RCPT TO refuses it\n"
                "\n"
@@ -155,6 +158,7 @@ static const struct {
         { "map", verb_map },
         { "log", verb_log },
         { "stats", verb_stats },
+        { "import-postfix", verb_import_postfix },
         { "route", verb_route },
 };
 

@@ -4,6 +4,25 @@
 #include "command.h"
 #include "fuzz.h"
 
+/* The DSN value checkers on every parameter value: a NOTIFY list that
+ * parses formats to a canonical form that parses to the same mask. */
+static void check_dsn_value(const CommandParam *p) {
+        unsigned mask, again;
+        char buf[32];
+
+        if (!p->value)
+                return;
+        (void) command_xtext_valid(p->value, p->value_len);
+        if (command_check_orcpt(p->value, p->value_len, false) == 0 &&
+            command_check_orcpt(p->value, p->value_len, true) != 0)
+                abort();
+        if (command_parse_notify(p->value, p->value_len, &mask) == 0) {
+                command_format_notify(mask, buf, sizeof(buf));
+                if (command_parse_notify(buf, strlen(buf), &again) != 0 || again != mask)
+                        abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *buf = (const char *) data;
         size_t pos = 0;
@@ -30,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                         abort();
                                 if (p->value && (p->value < p->key || p->value + p->value_len > end))
                                         abort();
+                                check_dsn_value(p);
                         }
                         if ((c.verb == SMTP_VERB_MAIL || c.verb == SMTP_VERB_RCPT) &&
                             address_format(&c.path, path, sizeof(path)) < 0)

@@ -73,5 +73,44 @@ def test_bare_lf_inside_a_line_refuses_the_message_and_the_session_goes_on():
         assert s.queued.messages[0]["data"].endswith(b"\r\nclean\r\n")
 
 
+def smuggle_normalized(end, body):
+    """BareLineEnding=normalize: the bare line ends become CR LF inside the
+    one message; the fake end of data and the smuggled commands are text."""
+    with smtpd_util.Smtpd(conf="[SMTP]\nBareLineEnding = normalize\n") as s:
+        with s.client() as c:
+            open_data(c)
+            c.send("Subject: first\r\n\r\nhello" + end + SMUGGLED + ".\r\nQUIT\r\n")
+            c.expect("250 2.0.0 Ok: queued as ABC000001", "221 2.0.0 Bye")
+            c.expect_eof()
+        s.wait_log("disconnect from")
+        (m,) = s.queued.messages
+        got = m["data"].split(b"\r\n\r\n", 1)[1]
+        assert got == body + SMUGGLED.encode(), got
+        log = s.log()
+        assert " mail=1 rcpt=1 data=1 quit=1 " in log, log
+        assert "ABC000002" not in log, log
+
+
+def test_normalize_lf_dot_lf_is_text():
+    smuggle_normalized("\n.\n", b"hello\r\n.\r\n")
+
+
+def test_normalize_crlf_dot_lf_is_text():
+    # A line that starts with a dot loses it (dot-stuffing, RFC 5321 4.5.2).
+    smuggle_normalized("\r\n.\n", b"hello\r\n\r\n")
+
+
+def test_normalize_lf_dot_crlf_is_text():
+    smuggle_normalized("\n.\r\n", b"hello\r\n.\r\n")
+
+
+def test_normalize_cr_dot_cr_lf_is_text():
+    smuggle_normalized("\r.\r\n", b"hello\r\n.\r\n")
+
+
+def test_normalize_cr_lf_dot_cr_is_text():
+    smuggle_normalized("\r\n.\r", b"hello\r\n\r\n")
+
+
 if __name__ == "__main__":
     harness.main(globals())

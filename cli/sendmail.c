@@ -3,6 +3,7 @@
  * queued learns who we are from SO_PEERCRED. Exit codes are sysexits.h, as
  * cron, mailx and every other caller of sendmail expect. */
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <pwd.h>
@@ -11,12 +12,14 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <strings.h>
+#include <sys/wait.h>
 
 #include "config.h"
 #include "headers.h"
 #include "message.h"
 #include "queue_list.h"
 #include "submit.h"
+#include "table.h"
 #include "tern-build.h"
 
 typedef enum SendmailMode {
@@ -24,6 +27,8 @@ typedef enum SendmailMode {
         MODE_LIST,
         MODE_FLUSH,
         MODE_NEWALIASES,
+        MODE_SMTP,      /* -bs: an SMTP dialogue on stdin/stdout, by tern-smtpd */
+        MODE_NOTHING,   /* -qINTERVAL alone */
 } SendmailMode;
 
 typedef struct Options {
@@ -38,6 +43,7 @@ typedef struct Options {
         const char *ret;        /* -R */
         const char *envid;      /* -V */
         const char *body_type;  /* -B */
+        unsigned verbose;       /* -v: say what happens on stderr */
 } Options;
 
 static int usage_error(const Options *o, const char *fmt, ...) _printf_(2, 3);
@@ -56,6 +62,8 @@ static void help(const Options *o) {
         printf("Usage: %s [OPTION...] [--] [RECIPIENT...] < message\n"
                "       mailq | %s -bp          list the queue\n"
                "       %s -q                 try every deferred message now\n"
+               "       %s -bs                SMTP dialogue on standard input and output\n"
+               "       newaliases | %s -bi   compile the aliases file (AliasFile)\n"
                "\n"
                "  -t            add the recipients of To:, Cc:, Bcc: (Bcc: is removed)\n"
                "  -i, -oi       a line with a single dot does not end the message\n"
@@ -64,11 +72,12 @@ static void help(const Options *o) {
                "  -N LIST       DSN: never or success,failure,delay\n"
                "  -R full|hdrs  DSN: what a bounce returns\n"
                "  -V ENVID      DSN envelope id\n"
+               "  -v            say what happens (recipients accepted, queue id)\n"
                "  -B 7BIT|8BITMIME  body type\n"
                "  -c, --config FILE  configuration (default $TERN_CONFIG, %s)\n"
                "  --help, --version\n"
-               "Accepted and ignored: -o* other than -oi, -G -U -m -n -v, -L -X -O -h -e -p -A ARG, -qINTERVAL.\n",
-               o->program, o->program, o->program, CONFIG_DEFAULT_PATH);
+               "Accepted and ignored: -o* other than -oi (-oem, -oep...), -G -U -m -n, -L -X -O -h -e -p -A ARG, -qINTERVAL.\n",
+               o->program, o->program, o->program, o->program, o->program, CONFIG_DEFAULT_PATH);
 }
 
 /* -N never | success,failure,delay (RFC 3461 4.1), in the upper case queued stores. */
@@ -158,6 +167,8 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                                 o->mode = MODE_LIST;
                         else if (streq(optarg, "i"))
                                 o->mode = MODE_NEWALIASES;
+                        else if (streq(optarg, "s"))
+                                o->mode = MODE_SMTP;
                         else
                                 return usage_error(o, "-b%s is not supported by tern", optarg);
                         break;
@@ -169,8 +180,11 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                         o->ignore_dots = true;
                         break;
                 case 'o':
-                        /* -oi is -i; the other Sendmail options (-odi, -oem, -oep,
-                         * -om, -oQ...) configure things tern decides itself. */
+                        /* -oi is -i; the other Sendmail options configure things
+                         * tern decides itself, and Postfix ignores them too:
+                         * -oem/-oep (mail or print errors: a refusal is always
+                         * printed and in the exit code, a later failure is
+                         * always mailed back), -odi/-odb, -om, -oQ... */
                         if (streq(optarg, "i"))
                                 o->ignore_dots = true;
                         break;
@@ -179,13 +193,19 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                                 o->mode = MODE_FLUSH;
                         else if (!isdigit((unsigned char) optarg[0]))
                                 return usage_error(o, "-q%s is not supported by tern", optarg);
-                        /* -q30m: a queue run interval; queued runs its own timers. */
+                        else
+                                /* -q30m: a queue run interval; queued runs its
+                                 * own timers, so there is nothing to do. */
+                                o->mode = MODE_NOTHING;
                         break;
                 case 't':
                         o->extract = true;
                         break;
+                case 'v':
+                        o->verbose++;
+                        break;
                 case 'A': case 'L': case 'O': case 'X': case 'e': case 'h': case 'p':
-                case 'G': case 'U': case 'm': case 'n': case 'v':
+                case 'G': case 'U': case 'm': case 'n':
                         /* Compatibility flags with no meaning for tern. */
                         break;
                 default:
@@ -264,6 +284,12 @@ static int exit_code_for(const SubmitError *e) {
 }
 
 static int lost_queue(const Options *o, int r) {
+        if (r == -EBADMSG || r == -EPROTO) {
+                /* Not a failure that waiting cures: a version mismatch or a bug. */
+                fprintf(stderr, "%s: the tern queue answered something unexpected: %s\n", o->program,
+                        strerror(-r));
+                return EX_SOFTWARE;
+        }
         fprintf(stderr, "%s: lost the connection to the tern queue: %s\n", o->program,
                 strerror(-r));
         return EX_TEMPFAIL;
@@ -396,6 +422,8 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
                         return lost_queue(o, r);
                 }
                 accepted++;
+                if (o->verbose)
+                        fprintf(stderr, "%s: <%s>... Recipient ok\n", o->program, rcpts[i]);
         }
         if (accepted == 0) {
                 headers_scan_done(&h);
@@ -433,6 +461,8 @@ static int send_message(const Options *o, const Config *c, char **rcpt_args) {
                 return refused(o, "message refused", &e);
         if (r < 0)
                 return lost_queue(o, r);
+        if (o->verbose)
+                fprintf(stderr, "%s: queued as %s\n", o->program, final_id);
         return ret;
 }
 
@@ -476,6 +506,79 @@ static int queue_command(const Options *o, const Config *c) {
         return EX_OK;
 }
 
+/* newaliases, sendmail -bi: AliasFile compiled into AliasFile.cdb, which
+ * local delivery reads. */
+static int newaliases(const Options *o, const Config *c) {
+        int r;
+
+        if (isempty(c->alias_file)) {
+                printf("%s: no AliasFile is configured; nothing to do\n", o->program);
+                return EX_OK;
+        }
+        r = table_build(c->alias_file, TABLE_ALIASES, stderr);
+        if (r >= 0) {
+                printf("%s: %d alias%s\n", c->alias_file, r, r == 1 ? "" : "es");
+                return EX_OK;
+        }
+        /* table_build said what went wrong, with file and line. */
+        if (r == -EINVAL)
+                return EX_DATAERR;
+        if (r == -ENOMEM)
+                fprintf(stderr, "%s: %s\n", o->program, strerror(-r));
+        if (r == -ENOENT)
+                return EX_NOINPUT;
+        if (r == -EACCES || r == -EPERM || r == -EROFS)
+                return EX_CANTCREAT;
+        return EX_OSERR;
+}
+
+/* sendmail -bs: the SMTP dialogue is tern-smtpd's, on our stdin and stdout
+ * (it takes a descriptor that is not a network socket for a local client).
+ * We wait for it instead of exec'ing it, to give the caller's terminal or
+ * pipes their blocking mode back: smtpd makes them non-blocking, and the
+ * flag belongs to the open file, which the caller shares. queued learns who
+ * submits from smtpd's socket credentials, which are ours. */
+static int smtp_dialogue(const Options *o) {
+        const char *smtpd = getenv("TERN_SMTPD");
+        const char *config = config_path_resolve(o->config);
+        int flags_in = fcntl(STDIN_FILENO, F_GETFL), flags_out = fcntl(STDOUT_FILENO, F_GETFL);
+        int status;
+        pid_t pid;
+
+        /* $TERN_SMTPD lets the tests run the build tree; sendmail is not
+         * setuid, so it gives nobody anything they could not run themselves. */
+        if (isempty(smtpd))
+                smtpd = LIBEXECDIR "/tern-smtpd";
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0) {
+                fprintf(stderr, "%s: cannot fork: %s\n", o->program, strerror(errno));
+                return EX_OSERR;
+        }
+        if (pid == 0) {
+                execl(smtpd, "tern-smtpd", "--config", config, "--role", "smtp", (char *) NULL);
+                fprintf(stderr, "%s: cannot run %s: %s\n", o->program, smtpd, strerror(errno));
+                _exit(EX_UNAVAILABLE);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        fprintf(stderr, "%s: lost tern-smtpd: %s\n", o->program, strerror(errno));
+                        return EX_OSERR;
+                }
+        if (flags_in >= 0)
+                (void) fcntl(STDIN_FILENO, F_SETFL, flags_in);
+        if (flags_out >= 0)
+                (void) fcntl(STDOUT_FILENO, F_SETFL, flags_out);
+        if (WIFEXITED(status)) {
+                if (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == EX_UNAVAILABLE)
+                        return WEXITSTATUS(status);
+                /* smtpd said 421 (queued unreachable, bad configuration). */
+                return EX_TEMPFAIL;
+        }
+        fprintf(stderr, "%s: tern-smtpd was killed by signal %d\n", o->program, WTERMSIG(status));
+        return EX_SOFTWARE;
+}
+
 int main(int argc, char *argv[]) {
         _cleanup_(config_freep) Config *c = NULL;
         const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
@@ -494,17 +597,19 @@ int main(int argc, char *argv[]) {
         r = parse_argv(argc, argv, &o);
         if (r >= 0)
                 return r;
-        if (o.mode == MODE_NEWALIASES) {
-                printf("%s: tern has no alias database yet; nothing to do\n", o.program);
-                return EX_OK;
-        }
         if (o.mode != MODE_SEND && optind < argc)
                 return usage_error(&o, "unexpected argument \"%s\"", argv[optind]);
+        if (o.mode == MODE_SMTP)
+                return smtp_dialogue(&o);
+        if (o.mode == MODE_NOTHING)
+                return EX_OK;
 
         r = load_config(&o, &c);
         if (r != EX_OK)
                 return r;
         if (o.mode == MODE_LIST || o.mode == MODE_FLUSH)
                 return queue_command(&o, c);
+        if (o.mode == MODE_NEWALIASES)
+                return newaliases(&o, c);
         return send_message(&o, c, argv + optind);
 }

@@ -3,6 +3,7 @@
  * smtp_session.c. Also the main command loop, replies, error counting and the
  * connect/reject/disconnect log lines administrators search for. */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <strings.h>
 
@@ -324,8 +325,61 @@ static void log_disconnect(Session *s, const char *why) {
                 log_info("disconnect from %s%s commands=%u/%u", s->client, buf, ok, total);
 }
 
+/* Postfix postscreen's PREGREET test: a real SMTP client waits for the
+ * greeting (RFC 5321 3.1); spam engines often talk at once. Waits
+ * PregreetWait (at least looks once) for input before the greeting. Returns
+ * true after rejecting a client that talked first. */
+static bool pregreet(Session *s) {
+        uint64_t wait = s->config->pregreet_wait_usec, start = io_now_usec();
+        struct pollfd p = { .fd = s->io.in_fd, .events = POLLIN };
+        char buf[256], shown[4 * 64 + 1];
+        size_t l = 0;
+        ssize_t n;
+        int r;
+
+        /* Port 465 starts with the client's TLS hello, by design. */
+        if (s->role == SMTPD_ROLE_SUBMISSIONS)
+                return false;
+        do
+                r = poll(&p, 1, (int) ((wait + 999) / 1000));
+        while (r < 0 && errno == EINTR);
+        if (r <= 0 || !(p.revents & POLLIN))
+                return false;
+        n = read(s->io.in_fd, buf, sizeof(buf));
+        if (n <= 0)
+                return false; /* gone or nothing after all: the session will see */
+        for (ssize_t i = 0; i < n && l + 5 < sizeof(shown) && i < 64; i++) {
+                unsigned char c = (unsigned char) buf[i];
+                int w = c >= 32 && c < 127 && c != '\\'
+                                ? snprintf(shown + l, sizeof(shown) - l, "%c", c)
+                                : c == '\r' ? snprintf(shown + l, sizeof(shown) - l, "\\r")
+                                : c == '\n' ? snprintf(shown + l, sizeof(shown) - l, "\\n")
+                                : snprintf(shown + l, sizeof(shown) - l, "\\x%02x", c);
+
+                if (w > 0)
+                        l += (size_t) w;
+        }
+        shown[l] = 0;
+        {
+                LogField fields[] = { { "MESSAGE_ID", LOG_MID_REJECT }, { "TERN_STATUS", "reject" } };
+
+                log_fields(LOG_INFO, fields, "PREGREET %zd after %.2f from %s: %s", n,
+                           (double) (io_now_usec() - start) / 1e6, s->client, shown);
+        }
+        s->why = "talked before greeting";
+        (void) io_reply(&s->io, "554 5.5.1 %s Protocol error: talked before greeting",
+                        s->config->hostname);
+        return true;
+}
+
 int session_run(Session *s) {
         int r = 0;
+
+        if (pregreet(s)) {
+                (void) io_flush(&s->io);
+                log_disconnect(s, s->why);
+                return 0;
+        }
 
         /* Port 465 (RFC 8314 3.3): TLS first, then the greeting inside it. */
         if (s->role == SMTPD_ROLE_SUBMISSIONS)

@@ -104,6 +104,47 @@ def test_hard_error_limit_closes_the_session_with_421():
         s.wait_log("too many errors after CONNECT from unknown[127.0.0.1]")
 
 
+def test_junk_command_limit_closes_the_session_with_421():
+    with smtpd_util.Smtpd(conf="[SMTP]\nJunkCommandLimit = 4\n") as s:
+        with s.client() as c:
+            start(c)
+            c.send("NOOP\r\nRSET\r\nVRFY root\r\nHELP\r\nMAIL FROM:<a@example.org>\r\nNOOP\r\n"
+                   "QUIT\r\n")
+            c.expect("250 2.0.0 Ok", "250 2.0.0 Ok",
+                     "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery")
+            c.reply()  # HELP
+            c.expect("250 2.1.0 Ok", "421 4.7.0 mx.test.example Error: too many junk commands")
+            c.expect_eof()
+        s.wait_log("disconnect from")
+        log = s.log()
+        assert "too many junk commands after NOOP from unknown[127.0.0.1]" in log, log
+        assert " noop=1/2 " in log, log
+        # The open transaction was discarded.
+        harness.Tern.wait_until(lambda: s.queued.aborted == 1, what="ABORT at queued")
+
+
+def test_session_recipient_limit_counts_all_transactions():
+    with smtpd_util.Smtpd(conf="[SMTP]\nSessionRecipientLimit = 3\nRecipientLimit = 2\n") as s:
+        with s.client() as c:
+            start(c)
+            c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<a@test.example>\r\nRCPT TO:<b@test.example>\r\n"
+                   "RCPT TO:<c@test.example>\r\nRSET\r\n"
+                   "MAIL FROM:<a@example.org>\r\nRCPT TO:<d@test.example>\r\nRCPT TO:<e@test.example>\r\n"
+                   "DATA\r\nx\r\n.\r\nQUIT\r\n")
+            c.expect("250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.1.5 Ok",
+                     "452 4.5.3 Error: too many recipients", "250 2.0.0 Ok",
+                     "250 2.1.0 Ok", "250 2.1.5 Ok",
+                     "452 4.5.3 Error: too many recipients in this session",
+                     "354 End data with <CR><LF>.<CR><LF>", "250 2.0.0 Ok: queued as ABC000002",
+                     "221 2.0.0 Bye")
+        s.wait_log("disconnect from")
+        assert [m["rcpts"] for m in s.queued.messages] == [["d@test.example"]]
+        log = s.log()
+        assert ("ABC000002: reject: RCPT from unknown[127.0.0.1]: 452 4.5.3 Error: too many recipients "
+                "in this session; from=<a@example.org> to=<e@test.example> proto=ESMTP "
+                "helo=<client.test>") in log, log
+
+
 def test_idle_client_gets_421_timeout():
     with smtpd_util.Smtpd(conf="[SMTP]\nTimeout = 1s\n") as s:
         with s.client() as c:

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 
+#include "backup.h"
 #include "check.h"
 #include "config.h"
 #include "import_postfix.h"
@@ -31,6 +32,9 @@ static void help(void) {
                "  stats                   counters in the Prometheus text format\n"
                "  import-postfix [-o FILE] [MAIN.CF]\n"
                "                          translate a Postfix main.cf into a tern.conf drop-in\n"
+               "  backup FILE             archive configuration, tables and spool (tar.gz)\n"
+               "  restore [--root DIR] FILE\n"
+               "                          unpack a backup (tern stopped)\n"
                "  route ADDRESS...        show how each recipient is routed (virtual aliases,\n"
                "                          transport, next hop) or why RCPT TO refuses it\n"
                "\n"
@@ -159,6 +163,8 @@ static const struct {
         { "log", verb_log },
         { "stats", verb_stats },
         { "import-postfix", verb_import_postfix },
+        { "backup", verb_backup },
+        { "restore", verb_restore },
         { "route", verb_route },
 };
 

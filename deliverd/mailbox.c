@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "mailbox.h"
@@ -159,4 +160,32 @@ int mailbox_user_name(const char *rcpt, char *buf, size_t size) {
                 memcpy(buf, "root", 5);
         }
         return 0;
+}
+
+bool mailbox_has_delivered_to(const uint8_t *body, size_t len, const char *rcpt) {
+        size_t rl = strlen(rcpt);
+
+        for (size_t i = 0; i < len;) {
+                const uint8_t *eol = memchr(body + i, '\n', len - i);
+                size_t l = eol ? (size_t) (eol - (body + i)) : len - i;
+                const char *v = (const char *) body + i;
+
+                if (l > 0 && v[l - 1] == '\r')
+                        l--;
+                if (l == 0)
+                        break; /* end of the header section */
+                if (l > 13 && strncasecmp(v, "Delivered-To:", 13) == 0) {
+                        size_t a = 13, b = l;
+                        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+                                a++;
+                        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                                b--;
+                        if (b - a == rl && strncasecmp(v + a, rcpt, rl) == 0)
+                                return true;
+                }
+                if (!eol)
+                        break;
+                i += (size_t) (eol - (body + i)) + 1;
+        }
+        return false;
 }

@@ -29,3 +29,9 @@ int mailbox_format(const char *sender, const char *rcpt, const uint8_t *body, si
 /* The mbox separator line "From <sender or MAILER-DAEMON> <asctime>\n" for a
  * time in the local zone. Returns its length or -ENOBUFS. */
 int mailbox_from_line(const char *sender, int64_t when, char *buf, size_t size);
+
+/* True when the header section of body (CRLF or LF line ends, up to the
+ * first empty line) has a "Delivered-To:" field whose value is rcpt
+ * (compared without case and surrounding white space): the message has been
+ * here before and delivering it again would loop. Pure. */
+bool mailbox_has_delivered_to(const uint8_t *body, size_t len, const char *rcpt);

@@ -3,10 +3,11 @@
 
 #include "config.h"
 
-/* Run as root: reduces the capability bounding, permitted and effective sets
- * to CAP_SETUID, CAP_SETGID and (when available) CAP_KILL. Not root: nothing
- * to drop. Returns 0 or -errno. */
-int sandbox_enter(void);
+/* Run as root: reduces the bounding set to CAP_SETUID, CAP_SETGID and
+ * CAP_KILL, forks the local-delivery helper (local_helper.h) with those,
+ * then leaves this process with no capabilities (see sandbox.c). Not root:
+ * nothing to drop, no helper. Returns 0 or -errno. */
+int sandbox_enter(const Config *c);
 
 /* In a worker before remote delivery: becomes an unprivileged user ("nobody"
  * when run as root) with no capabilities and no_new_privs. 0 or -errno. */

@@ -6,14 +6,15 @@
 #include <time.h>
 
 #include "ipc.h"
+#include "local.h"
 #include "log.h"
 #include "sandbox.h"
 #include "worker.h"
 
 bool worker_is_local(const Config *c, const char *rcpt) {
-        const char *at = strrchr(rcpt, '@');
-
-        return !at || config_is_local_domain(c, at + 1);
+        /* The route decides (route.h): local, virtual, discard and error
+         * recipients go to the local transport, smtp and lmtp ones leave. */
+        return local_handles(c, rcpt);
 }
 
 static const char *worker_mid(DeliveryStatus s) {

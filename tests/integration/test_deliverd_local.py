@@ -432,6 +432,32 @@ def children(pid):
         return []
 
 
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def workers(t):
+    """deliverd's job workers: its children except the local-delivery helper."""
+    return [p for p in children(t.procs["deliverd"].pid) if comm(p) != "deliverd-local"]
+
+
+def delivery_children(t):
+    """The processes that became a recipient: under the worker when deliverd
+    is not root, under the privileged helper's per-job child when it is."""
+    out = []
+    for p in children(t.procs["deliverd"].pid):
+        if comm(p) == "deliverd-local":
+            for serving in children(p):
+                out += children(serving)
+        else:
+            out += children(p)
+    return out
+
+
 def gone(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -453,8 +479,8 @@ def test_killed_worker_gets_job_done_from_the_parent_and_writes_nothing():
         with connect(t) as c:
             deliver(c, qid, fd, 5, [0])
             t.wait_until(lambda: os.path.exists(mbox + ".lock"), what="dot-lock taken")
-            (worker,) = children(t.procs["deliverd"].pid)
-            (child,) = children(worker)
+            (worker,) = workers(t)
+            (child,) = delivery_children(t)
             os.kill(worker, signal.SIGKILL)
             assert collect(c, 5) == {}
             t.wait_until(lambda: gone(child), what="the delivery child to die with its worker")
@@ -485,8 +511,7 @@ def test_stuck_delivery_child_is_killed_at_the_time_limit():
             with connect(t) as c:
                 deliver(c, qid, fd, 5, [0])
                 t.wait_until(lambda: os.path.exists(mbox + ".lock"), what="dot-lock taken")
-                (worker,) = children(t.procs["deliverd"].pid)
-                (child,) = children(worker)
+                (child,) = delivery_children(t)
                 # Stopped, its own alarm cannot run: the worker's deadline must.
                 os.kill(child, signal.SIGSTOP)
                 assert collect(c, 5) == {0: (ipc.DEFERRED, "4.3.0", "local", "delivery timed out")}
@@ -527,15 +552,26 @@ def test_waiting_jobs_are_bounded_and_end_at_sigterm():
 
 
 def test_capabilities_are_reduced():
+    # The main process (and so every worker and the SMTP client) keeps no
+    # capability; only the local-delivery helper keeps what becoming the
+    # recipient needs.
     if os.geteuid() != 0:
         raise harness.Skip("deliverd keeps no capabilities to reduce when not root")
     with harness.Tern(start=("deliverd",)) as t:
-        with open(f"/proc/{t.procs['deliverd'].pid}/status") as f:
-            caps = dict(line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))
+        def status(pid):
+            with open(f"/proc/{pid}/status") as f:
+                return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        main = status(t.procs["deliverd"].pid)
+        assert int(main["CapEff"], 16) == 0, main
+        assert int(main["CapPrm"], 16) == 0, main
+        assert int(main["CapAmb"], 16) == 0, main
+        assert main["NoNewPrivs"].strip() == "1", main
+        (helper,) = [p for p in children(t.procs["deliverd"].pid) if comm(p) == "deliverd-local"]
+        h = status(helper)
         want = (1 << 6) | (1 << 7) | (1 << 5)   # CAP_SETGID, CAP_SETUID, CAP_KILL
-        assert int(caps["CapBnd"], 16) == want, caps
-        assert int(caps["CapEff"], 16) == want, caps
-        assert int(caps["CapPrm"], 16) == want, caps
+        assert int(h["CapBnd"], 16) == want, h
+        assert int(h["CapEff"], 16) == want, h
+        assert int(h["CapPrm"], 16) == want, h
 
 
 def test_smtp_to_maildir_end_to_end():

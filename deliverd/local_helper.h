@@ -1,0 +1,24 @@
+/* The privileged local-delivery helper. deliverd forks it before it drops
+ * every capability; it alone keeps CAP_SETUID, CAP_SETGID (and CAP_KILL),
+ * and does nothing but local delivery: a worker hands it the local part of a
+ * job over a private socket and gets one result per recipient back. */
+#pragma once
+
+#include "transport.h"
+
+/* Forks the helper (call while still privileged). The helper closes every
+ * other descriptor, dies with deliverd (PR_SET_PDEATHSIG) and forks one
+ * child per request. 0 or -errno. */
+int local_helper_start(const Config *c);
+
+/* True in deliverd and its workers once the helper runs. */
+bool local_helper_active(void);
+
+/* Has the helper deliver job's recipients (same contract as
+ * transport_local_deliver). The message travels in a sealed memfd. */
+int local_helper_deliver(const DeliveryJob *job, DeliveryResult *results);
+
+/* In a helper child: the connection of the worker it serves, -1 elsewhere.
+ * local.c watches it while a delivery runs: a worker that was killed
+ * takes its delivery with it, since nobody would record the result. */
+int local_helper_watch_fd(void);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "import_postfix.h"
 #include "log_show.h"
+#include "queue_admin.h"
 #include "queue_list.h"
 #include "stats.h"
 #include "tern-build.h"
@@ -22,7 +23,11 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  queue [list] [--json]   show the queue (like mailq), or as one JSON array\n"
-               "  queue flush [ID]        try every deferred message, or message ID, now\n"
+               "  queue show ID [--json]  envelope, recipients with status and last error, headers\n"
+               "  queue hold|release|delete|requeue ID...|ALL\n"
+               "                          change the queue (root or the queue's owner)\n"
+               "  queue flush [ID|--domain DOMAIN|all]\n"
+               "                          try deferred mail now\n"
                "  config                  print the effective configuration and where each\n"
                "                          value comes from\n"
                "  check                   validate the configuration, its tables and TLS files\n"
@@ -94,19 +99,8 @@ static int verb_queue(const char *path, char **args, size_t n, bool json) {
         _cleanup_free_ char *error = NULL;
         int r;
 
-        if (n > 0 && streq(args[0], "flush")) {
-                if (n > 2)
-                        return usage_error("queue flush takes at most one queue id, not \"%s\"",
-                                           args[2]);
-                if (json)
-                        return usage_error("%s", "--json applies to queue list only");
-                if (load_config(path, &c) < 0)
-                        return EXIT_FAILURE;
-                r = queue_list_flush(c->queued_socket, n == 2 ? args[1] : NULL, &error);
-                return queue_result(c, r, error);
-        }
         if (n > 0 && !streq(args[0], "list"))
-                return usage_error("unknown queue command \"%s\" (list, flush)", args[0]);
+                return queue_admin_verb(path, args, n, json);
         if (n > 1)
                 return usage_error("unexpected argument \"%s\"", args[1]);
         if (load_config(path, &c) < 0)

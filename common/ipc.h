@@ -47,7 +47,19 @@ typedef enum IpcType {
         IPC_QUEUE_ENTRY,        /* QUEUE_ID, STATE, SENDER, SIZE, ARRIVAL, RCPT (repeated), TEXT (last error) */
         IPC_QUEUE_END,
         IPC_QUEUE_FLUSH,        /* QUEUE_ID optional -> IPC_QUEUE_END */
-        /* 54..69: further queue administration (queued) */
+        /* 54..69: further queue administration (queued). Changing the queue
+         * needs root or queued's own uid; SHOW of a message needs that or
+         * being its local submitter. Answers: IPC_QUEUE_END {COUNT} or IPC_ERROR. */
+        IPC_QUEUE_SHOW = 54,    /* QUEUE_ID -> IPC_QUEUE_DETAIL, IPC_QUEUE_RCPT_STATE*, IPC_QUEUE_END */
+        IPC_QUEUE_DETAIL,       /* QUEUE_ID, STATE, SENDER, SIZE, ARRIVAL, CLIENT_ADDR, CLIENT_NAME,
+                                   HELO, PROTO, AUTH_USER, ENVID, RET, SUBMIT_UID, ATTEMPTS,
+                                   NEXT_ATTEMPT, HEADERS (the header section, at most 64 KiB) */
+        IPC_QUEUE_RCPT_STATE,   /* RCPT, STATUS (DeliveryStatus), DSN, RELAY, TEXT, WHEN, IN_FLIGHT */
+        IPC_QUEUE_HOLD,         /* QUEUE_ID (or ALL) -> IPC_QUEUE_END {COUNT} */
+        IPC_QUEUE_RELEASE,      /* QUEUE_ID (or ALL): tried at once */
+        IPC_QUEUE_DELETE,       /* QUEUE_ID (also in corrupt/) or ALL; no bounce */
+        IPC_QUEUE_REQUEUE,      /* QUEUE_ID or ALL: routes decided again, back-off reset, tried now */
+        /* IPC_QUEUE_FLUSH (53) also takes DOMAIN, and answers IPC_QUEUE_END {COUNT}. */
         /* 70..79: statistics and metrics (operations) */
         IPC_STATS_SESSION = 70, /* smtpd -> queued at session end, no reply: STATS_TLS (u64 0/1),
                                    STATS_REJECT (repeated str "STAGE DSN", one per rejection) */
@@ -90,6 +102,15 @@ typedef enum IpcTag {
          * 40..49 queue administration and scheduling, 50..59 delivery status
          * notifications and local submission, 60..69 smtpd, 70..79 deliverd,
          * 80..89 statistics and metrics. Give each new tag its number. */
+        IPC_F_SUBMIT_UID = 40,  /* str: uid of a local submitter */
+        IPC_F_ATTEMPTS,         /* u64 */
+        IPC_F_NEXT_ATTEMPT,     /* u64 usec since epoch, 0 = none */
+        IPC_F_HEADERS,          /* bytes: a message's header section */
+        IPC_F_WHEN,             /* u64 usec since epoch */
+        IPC_F_IN_FLIGHT,        /* u64 0/1: a delivery of this recipient is under way */
+        IPC_F_DOMAIN,           /* str: recipient domain (FLUSH) */
+        IPC_F_COUNT,            /* u64: messages affected */
+        IPC_F_ALL,              /* u64 1: every message in the queue */
         IPC_F_STATS_TLS = 80,   /* u64 0/1: the session used TLS */
         IPC_F_STATS_REJECT,     /* str "RCPT 5.7.1": stage and enhanced status code */
         IPC_F_DSN_RELAYED = 50, /* u64 1 in RESULT: the next hop accepted NOTIFY and is now

@@ -147,11 +147,35 @@ QueueMsg *queue_find(Queue *q, const char *id) {
 }
 
 void queue_msg_due(QueueMsg *m) {
-        if (m->hold || m->ready || m->jobs > 0)
+        if (m->hold || m->deleted || m->ready || m->jobs > 0)
                 return;
         schedule_cancel(m);
         m->waiting = false;
         delivery_enqueue(m->queue->delivery, m);
+}
+
+int queue_msg_delete(QueueMsg *m, uid_t by) {
+        LogField f[] = {
+                { "MESSAGE_ID", LOG_MID_REMOVED },
+                { "TERN_QUEUE_ID", m->id },
+        };
+        int r;
+
+        if (m->jobs > 0) {
+                /* deliverd holds the file; the rest goes when its jobs end. */
+                m->deleted = true;
+                delivery_forget(m->queue->delivery, m);
+                schedule_cancel(m);
+                log_info("%s: deletion requested by uid %u, waiting for the deliveries under way",
+                         m->id, (unsigned) by);
+                return 0;
+        }
+        r = spool_remove(m->queue->spool_fd, m->id);
+        if (r < 0 && r != -ENOENT)
+                return log_error_errno(r, "%s: cannot remove the queue file: %m", m->id);
+        log_fields(LOG_INFO, f, "%s: removed (deleted by an administrator)", m->id);
+        queue_msg_free(m);
+        return 0;
 }
 
 /* Every recipient has a final result: notify the sender of failures, then
@@ -214,6 +238,10 @@ void queue_msg_round_done(QueueMsg *m) {
         int r;
 
         m->round_deferred = false;
+        if (m->deleted) {
+                queue_msg_delete(m, 0);
+                return;
+        }
         if (queue_msg_n_pending(m) == 0) {
                 queue_msg_finish(m);
                 return;

@@ -29,6 +29,7 @@ struct QueueMsg {
         unsigned attempts;
         uint64_t next_attempt_usec;     /* CLOCK_REALTIME usec */
         bool hold;
+        bool deleted;                   /* an administrator deleted it; jobs still in flight */
         bool waiting;                   /* deferred: its timer is armed */
         bool ready;                     /* in the delivery ready list */
         bool round_deferred;            /* a recipient was deferred in this round */
@@ -64,6 +65,11 @@ int queue_scan(Queue *q);
 /* Enters a message that was just written with spool_write and schedules it at
  * once. Returns 0 or -ENOMEM (the file stays and is picked up at the next start). */
 int queue_add(Queue *q, const SpoolEnvelope *env, uint64_t size);
+
+/* Removes m's files without any report and frees m (`ternctl queue delete`);
+ * with jobs in flight it only marks m, which goes when they end. 0 or -errno
+ * (the files could not be removed; m stays). */
+int queue_msg_delete(QueueMsg *m, uid_t by);
 
 /* The message becomes due now (new, recovered, timer fired, flushed). */
 void queue_msg_due(QueueMsg *m);

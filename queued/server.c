@@ -109,6 +109,11 @@ static const PeerHandler peer_handlers[_IPC_TYPE_MAX] = {
         [IPC_MSG_ABORT] = submission_on_abort,
         [IPC_QUEUE_LIST] = admin_on_list,
         [IPC_QUEUE_FLUSH] = admin_on_flush,
+        [IPC_QUEUE_SHOW] = admin_on_show,
+        [IPC_QUEUE_HOLD] = admin_on_hold,
+        [IPC_QUEUE_RELEASE] = admin_on_release,
+        [IPC_QUEUE_DELETE] = admin_on_delete,
+        [IPC_QUEUE_REQUEUE] = admin_on_requeue,
         [IPC_STATS_SESSION] = stats_on_session,
         [IPC_STATS_GET] = stats_on_get,
 };

@@ -14,6 +14,7 @@
 #include "bounce.h"
 #include "dsn.h"
 #include "log.h"
+#include "route.h"
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -176,6 +177,32 @@ static DsnRcpt bounce_rcpt(const QueueMsg *m, const BounceInput *in, size_t i, D
         };
 }
 
+/* The same routing decision deliverd made (common/route.h), for the action
+ * of a success report. */
+static Router *bounce_router(const Config *c) {
+        static Router *router;
+        static const Config *router_config;
+
+        if (router && router_config != c)
+                router = router_free(router);
+        if (!router && router_new(c, &router) >= 0)
+                router_config = c;
+        return router;
+}
+
+/* RFC 3464 2.3.3: "delivered" into a mailbox (local, virtual, LMTP: the
+ * final destination), "relayed" to an SMTP next hop that will send no DSN. */
+static DsnAction bounce_success_action(const Config *c, const char *rcpt, const SpoolRcptState *rs) {
+        Router *router = bounce_router(c);
+        Route route;
+
+        if (rs && (streq(rs->relay, "local") || rs->relay[0] == '/'))
+                return DSN_ACTION_DELIVERED;
+        if (router && route_resolve(router, rcpt, &route) >= 0 && route.transport != ROUTE_SMTP)
+                return DSN_ACTION_DELIVERED;
+        return DSN_ACTION_RELAYED;
+}
+
 /* A report of ours failed: postmaster gets one copy, a failed copy is dropped. */
 static void bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, const DsnRcpt *failed,
                                size_t n, uint64_t now) {
@@ -243,13 +270,8 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
                         if (null_sender || !(notify & DSN_NOTIFY_SUCCESS) || !bounce_rcpt_fresh(m, &in, i) ||
                             (m->dsn_relayed && m->dsn_relayed[i]))
                                 break;
-                        /* RFC 3464 2.3.3: "delivered" into a mailbox; "relayed"
-                         * to a next hop that will send no DSN itself. */
-                        success[n_success++] = bounce_rcpt(
-                                m, &in, i,
-                                rs && (streq(rs->relay, "local") || strncmp(rs->relay, "lmtp", 4) == 0)
-                                        ? DSN_ACTION_DELIVERED
-                                        : DSN_ACTION_RELAYED);
+                        success[n_success++] =
+                                bounce_rcpt(m, &in, i, bounce_success_action(c, m->rcpts[i], rs));
                         break;
                 default:
                         if (want_delay && (notify & DSN_NOTIFY_DELAY)) {

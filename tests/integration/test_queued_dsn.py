@@ -146,6 +146,34 @@ def test_success_report_delivered_locally_and_relayed_to_a_next_hop_without_dsn(
         assert f"{qid}: sender delivery status notification: " in t.log("queued")
 
 
+def test_success_through_lmtp_is_delivered_not_relayed():
+    with harness.Tern(start=()) as t:
+        table = os.path.join(t.dir, "transport")
+        with open(table, "w") as f:
+            f.write("lmtp.example lmtp:[127.0.0.1]:24\n")
+        p = t.run_cli(["ternctl", "map", table])
+        assert p.returncode == 0, p
+        with open(os.path.join(t.conf_path + ".d", "60-transport.conf"), "w") as f:
+            f.write(f"[Delivery]\nTransportTable = {table}\n")
+
+        def lmtp(rcpt, env):
+            if rcpt.endswith("@lmtp.example"):
+                return ipc.DELIVERED, "2.0.0", "250 2.0.0 Ok", "127.0.0.1[127.0.0.1]:24", False
+            return policy(rcpt, env)
+
+        fake = FakeDeliverd(t, lmtp)
+        try:
+            t.start("queued")
+            submit(t, SENDER, [("box@lmtp.example", "SUCCESS", None),
+                               ("relay@remote.example", "SUCCESS", None)], BODY)
+            (rep,) = t.wait_until(lambda: reports(fake, SENDER), what="the success report")
+            got = {r["Final-Recipient"]: r["Action"] for r in rep[2]}
+            assert got == {"rfc822; box@lmtp.example": "delivered",
+                           "rfc822; relay@remote.example": "relayed"}, got
+        finally:
+            fake.close()
+
+
 def test_delay_warning_is_sent_once_per_message():
     conf = "[Queue]\nDelayWarningTime = 1s\nMinBackoff = 1s\nMaxBackoff = 1s\n"
     with Setup(conf) as (t, fake):

@@ -137,6 +137,7 @@ int queue_client_begin(QueueClient *q, const QueueEnvelope *e, char ret_id[QUEUE
         ipc_put_str(&q->w, IPC_F_CLIENT_NAME, e->client_name);
         ipc_put_str(&q->w, IPC_F_HELO, e->helo);
         ipc_put_str(&q->w, IPC_F_PROTO, e->proto);
+        ipc_put_str(&q->w, IPC_F_AUTH_USER, e->auth_user);
         if (e->size > 0)
                 ipc_put_u64(&q->w, IPC_F_SIZE, e->size);
         ipc_put_str(&q->w, IPC_F_BODY_TYPE, e->body_type);

@@ -19,7 +19,8 @@ typedef struct QueueEnvelope {
         const char *client_addr;
         const char *client_name;
         const char *helo;
-        const char *proto;      /* "SMTP", "ESMTP" */
+        const char *proto;      /* "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" */
+        const char *auth_user;  /* the AUTH user, or NULL */
         uint64_t size;          /* declared with SIZE=, 0 if none */
         const char *body_type;  /* "7BIT", "8BITMIME" or NULL */
         const char *envid;      /* DSN ENVID as received (xtext), or NULL */

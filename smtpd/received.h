@@ -14,6 +14,7 @@ typedef struct ReceivedInfo {
         bool smtputf8;          /* written as "UTF8" + proto, as Postfix does (RFC 6531 4.3) */
         const char *queue_id;
         const char *rcpt;       /* the only recipient, or NULL */
+        const char *auth_user;  /* AUTH user name (printable ASCII, no spaces), or NULL */
 } ReceivedInfo;
 
 /* Writes the header (CRLF line ends, folded) for time t in the local time

@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "network.h"
+#include "policy.h"
 #include "session.h"
 
 /* SIZE=<digits> (RFC 1870). Returns 0, or -EINVAL. Values beyond 2^64 are
@@ -147,6 +148,8 @@ int session_mail(Session *s, const Command *c) {
                 return 0;
         if (address_format(&c->path, sender, sizeof(sender)) < 0)
                 return session_reject(s, "MAIL", NULL, 501, "5.1.7 Bad sender address syntax");
+        if (session_auth_check_sender(s, sender) != 0)
+                return 0;
         /* RFC 6531 3.5: a UTF-8 address without SMTPUTF8. */
         if (c->path_utf8 && !m.smtputf8)
                 return session_reject(s, "MAIL", NULL, 553,
@@ -162,7 +165,8 @@ int session_mail(Session *s, const Command *c) {
                                        .client_addr = s->client_addr,
                                        .client_name = s->client_name,
                                        .helo = s->helo,
-                                       .proto = s->esmtp ? "ESMTP" : "SMTP",
+                                       .proto = session_proto(s),
+                                       .auth_user = s->auth_user[0] ? s->auth_user : NULL,
                                        .size = m.size,
                                        .body_type = m.body_type,
                                        .envid = m.envid[0] ? m.envid : NULL,
@@ -187,7 +191,8 @@ int session_mail(Session *s, const Command *c) {
         {
                 LogField fields[] = { { "TERN_FROM", s->sender } };
 
-                log_fields(LOG_INFO, fields, "%s: client=%s", s->queue_id, s->client);
+                log_fields(LOG_INFO, fields, "%s: client=%s%s%s", s->queue_id, s->client,
+                           s->auth_user[0] ? ", sasl_username=" : "", s->auth_user);
         }
         return session_reply(s, 250, "2.1.0 Ok");
 }
@@ -195,6 +200,8 @@ int session_mail(Session *s, const Command *c) {
 int session_rcpt(Session *s, const Command *c) {
         char rcpt[SESSION_PATH_MAX];
         RcptParams rp = {};
+        PolicyRequest req;
+        PolicyVerdict v;
         QueueReply refusal;
         int r;
 
@@ -212,6 +219,16 @@ int session_rcpt(Session *s, const Command *c) {
                 return session_reject(s, "RCPT", rcpt, 452,
                                       "4.5.3 Error: too many recipients in this session");
 
+        /* Access tables: client, HELO and sender first, as Postfix runs its
+         * client/helo/sender restrictions before the relay decision. */
+        req = (PolicyRequest) {
+                .client_addr = s->client_addr, .client = s->client, .helo = s->helo,
+                .sender = s->sender, .rcpt = rcpt, .trusted = s->trusted,
+        };
+        policy_check_client(s->policy, &req, &v);
+        if (v.action == POLICY_REFUSE || v.action == POLICY_ERROR)
+                return session_reject(s, "RCPT", rcpt, v.code, "%s %s", v.dsn, v.text);
+
         if (isempty(c->path.domain)) {
                 /* RFC 5321 4.5.1: "postmaster" without a domain must be
                  * accepted; it means the postmaster of this host. */
@@ -222,11 +239,17 @@ int session_rcpt(Session *s, const Command *c) {
                 (void) snprintf(rcpt, sizeof(rcpt), "postmaster@%s", s->config->hostname);
         } else if (!config_is_local_domain(s->config, c->path.domain)) {
                 /* DESIGN promise 4: no open relay. '%', '!' and a quoted '@'
-                 * could make a next hop relay onwards: never, for anyone. */
-                if (!s->trusted || address_has_routing_tricks(&c->path))
+                 * could make a next hop relay onwards: never, for anyone.
+                 * AUTH grants relaying (Postfix's permit_sasl_authenticated). */
+                if (!(s->trusted || s->auth_user[0]) || address_has_routing_tricks(&c->path))
                         return session_reject(s, "RCPT", rcpt, 554, "5.7.1 <%s>: Relay access denied",
                                               rcpt);
         }
+
+        /* Recipient access and the DNS blocklists, after the relay decision. */
+        policy_check_recipient(s->policy, &req, &v);
+        if (v.action == POLICY_REFUSE || v.action == POLICY_ERROR)
+                return session_reject(s, "RCPT", rcpt, v.code, "%s %s", v.dsn, v.text);
 
         if (s->queue_broken)
                 return session_reply(s, 451, "4.3.0 Error: queue file write error");

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "network.h"
+#include "policy.h"
 #include "queue_client.h"
 #include "sandbox.h"
 #include "session.h"
@@ -134,6 +135,7 @@ int main(int argc, char **argv) {
         _cleanup_(tls_context_freep) SSL_CTX *tls_ctx = NULL;
         _cleanup_(auth_backend_freep) AuthBackend *auth = NULL;
         _cleanup_(table_closep) Table *sender_logins = NULL;
+        _cleanup_(policy_freep) Policy *policy = NULL;
         const char *config_path = NULL;
         SmtpdRole role = SMTPD_ROLE_SMTP;
         ConfigError cerr = {};
@@ -193,6 +195,15 @@ int main(int argc, char **argv) {
         s->queue = queue;
 
         secure_setup(s, config, &tls_ctx, &auth, &sender_logins);
+
+        /* Access tables and the DNS blocklist socket (policy.c, rbl.c). */
+        r = policy_new(config, s->client_addr, &policy);
+        if (r < 0) {
+                (void) log_error_errno(r, "Cannot set up the access policy, refusing the session: %m");
+                say_unavailable(config->hostname);
+                return EXIT_FAILURE;
+        }
+        s->policy = policy;
 
         /* Load the time zone now: the Received: date needs /etc/localtime,
          * which the sandbox will not let us open. */

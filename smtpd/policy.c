@@ -294,7 +294,8 @@ static void check_address(Policy *p, PolicyTable t, const char *addr, PolicyVerd
         else
                 r = table_lookup_address(p->tables[t], addr, p->config->recipient_delimiter,
                                          TABLE_ADDR_LOCALPART | TABLE_ADDR_DOMAIN, &v, NULL);
-        (void) decide(p, t, r, key, v, key, ret);
+        /* The subject of the reply: "<>" for the null sender, not "<<>>". */
+        (void) decide(p, t, r, key, v, addr ? addr : "", ret);
 }
 
 static bool refused(const PolicyVerdict *v) {

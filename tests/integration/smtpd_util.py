@@ -28,8 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Client:
     """A raw SMTP client that reads replies line by line."""
 
-    def __init__(self, port, timeout=20):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=20, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def close(self):

@@ -1400,6 +1400,8 @@ int config_key_info(size_t i, ConfigKeyInfo *ret) {
                 .description = k->description,
                 .postfix = k->postfix,
                 .choices = k->type == CONFIG_MAILBOX_FORMAT ? "maildir mbox" : k->choices,
+                .min = k->min,
+                .max = k->max,
         };
         return 0;
 }

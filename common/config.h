@@ -161,6 +161,7 @@ typedef struct ConfigKeyInfo {
         const char *description;
         const char *postfix;      /* closest Postfix parameter, or NULL */
         const char *choices;      /* CHOICE keys: the allowed words, else NULL */
+        uint64_t min, max;        /* number, size (bytes), timespan (usec); 0, 0: none */
 } ConfigKeyInfo;
 
 /* The i-th key (table order). Returns 0, or -ENOENT past the last key. */

@@ -221,6 +221,13 @@ static void bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, con
         log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
 }
 
+static bool bounce_any_final(const QueueMsg *m) {
+        for (size_t i = 0; i < m->n_rcpts; i++)
+                if (m->status[i] == DELIVERY_BOUNCED || m->status[i] == DELIVERY_DELIVERED)
+                        return true;
+        return false;
+}
+
 static void bounce_report(Queue *q, QueueMsg *m, bool final) {
         _cleanup_(bounce_input_done) BounceInput in = {};
         _cleanup_free_ DsnRcpt *failed = NULL, *success = NULL, *delayed = NULL;
@@ -230,6 +237,12 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
         bool null_sender = isempty(m->sender), want_delay;
         LogField f[] = { { "TERN_QUEUE_ID", m->id } };
         int r;
+
+        /* Most rounds end with nothing to report: no file is read then. */
+        want_delay = !final && !null_sender && c->delay_warning_usec > 0 &&
+                     now >= m->arrival_usec + c->delay_warning_usec;
+        if (!want_delay && !bounce_any_final(m))
+                return;
 
         r = bounce_input_load(q, m, &in);
         if (r < 0) {
@@ -247,8 +260,7 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
 
         /* Once per message, at the first round that ends after the warning
          * time; never for reports (null sender) or when the message is done. */
-        want_delay = !final && !null_sender && c->delay_warning_usec > 0 &&
-                     now >= m->arrival_usec + c->delay_warning_usec &&
+        want_delay = want_delay &&
                      !(in.st.attempts > 0 && in.st.last_attempt_usec >= m->arrival_usec + c->delay_warning_usec);
 
         for (size_t i = 0; i < m->n_rcpts; i++) {

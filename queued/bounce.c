@@ -79,6 +79,13 @@ static const char *bounce_rcpt_orcpt(const BounceInput *in, size_t i) {
         return in->have_env ? in->env.rcpts[i].orcpt : NULL;
 }
 
+static bool memchr_8bit(const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) p[i] & 0x80)
+                        return true;
+        return false;
+}
+
 /* Queues one report to `to` (sender null) and logs it. */
 static int bounce_queue_report(Queue *q, QueueMsg *m, const BounceInput *in, DsnKind kind,
                                const char *to, const DsnRcpt *rcpts, size_t n, uint64_t now) {
@@ -134,8 +141,14 @@ static int bounce_queue_report(Queue *q, QueueMsg *m, const BounceInput *in, Dsn
         r = dsn_report_write(out, &report);
         if (fclose(out) != 0 && r >= 0)
                 r = -ENOMEM;
-        if (r >= 0)
+        if (r >= 0) {
+                /* A returned original with 8-bit text, or an internationalised
+                 * address, needs the same of every next hop (RFC 6152, 6531). */
+                if (memchr_8bit(text, text_len))
+                        env.body_type = (char *) "8BITMIME";
+                env.smtputf8 = in->have_env && in->env.smtputf8;
                 r = spool_write(q->spool_fd, &env, text, text_len);
+        }
         if (r < 0)
                 return log_fields_errno(LOG_ERR, r, f, "%s: cannot queue the %s, it is lost: %m", m->id,
                                         what[kind]);

@@ -109,6 +109,17 @@ def test_ret_full_returns_the_whole_message_as_message_rfc822():
         inner = returned.get_payload()[0]
         assert inner["Subject"] == "dsn test"
         assert inner.get_payload().replace("\r\n", "\n") == "the body text\n"
+        (env,) = fake.messages(rcpt=SENDER)
+        assert "body_type" not in env
+
+
+def test_an_8bit_original_makes_an_8bitmime_report():
+    with Setup() as (t, fake):
+        submit(t, SENDER, ["fail@remote.example"], BODY.replace(b"the body", "café".encode()))
+        t.wait_until(lambda: reports(fake, SENDER), what="the failure report")
+        (env,) = fake.messages(rcpt=SENDER)
+        assert env["body_type"] == b"8BITMIME"
+        assert b"Content-Transfer-Encoding: 8bit\r\n" in env["body"]
 
 
 def test_notify_never_and_success_only_give_no_failure_report():

@@ -34,6 +34,7 @@ static int session_handshake(Session *s) {
                 return r;
         }
         s->tls = true;
+        queue_client_note_tls(s->queue);
         tls_describe(s->io.ssl, what, sizeof(what));
         log_info("Anonymous TLS connection established from %s: %s", s->client, what);
         return 0;

@@ -293,4 +293,28 @@ def test_success_report_through_sendmail_and_the_real_deliverd():
         assert "Subject: please confirm" in returned.get_payload()
 
 
+def test_dsn_parameters_from_smtp_reach_the_reports():
+    with harness.Tern() as t:
+        me = f"{t.user}@{t.domain}"
+        with t.smtp() as s:
+            s.ehlo("client.test")
+            assert s.has_extn("dsn")
+            s.sendmail(me, [me, f"no-such-user-4711@localhost"],
+                       b"Subject: over smtp\r\n\r\nsmtp body\r\n",
+                       mail_options=["RET=HDRS", "ENVID=smtp+2Benvid"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig+2Bme@test.example"])
+        # no-such-user is refused at RCPT by queued; the report is about `me`.
+        msgs = t.wait_until(lambda: len(t.delivered()) >= 2 and t.delivered(), what="message and report")
+        empty_queue(t)
+        reps = [parse(m.replace(b"\n", b"\r\n")) for m in msgs if b"multipart/report" in m]
+        assert len(reps) == 1, msgs
+        msg, per_msg, rcpts, returned = reps[0]
+        assert msg["Subject"] == "Successful Mail Delivery Report"
+        assert per_msg["Original-Envelope-Id"] == "smtp+envid"
+        (r,) = rcpts
+        assert r["Original-Recipient"] == "rfc822; orig+me@test.example", r.items()
+        assert r["Final-Recipient"] == f"rfc822; {me}"
+        assert r["Action"] == "delivered"
+
+
 harness.main(globals())

@@ -6,8 +6,8 @@
 #include <resolv.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
-#include "io.h"
 #include "log.h"
 #include "rbl.h"
 
@@ -22,6 +22,13 @@ struct Rbl {
         char reversed[80];
         char client[64];
 };
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
 
 /* ---- pure parts */
 
@@ -301,12 +308,12 @@ static int send_query(Rbl *r, uint16_t id, const char *name, uint16_t type) {
  * deadline. answered[i] is set and ans[i] filled for each. */
 static void collect(Rbl *r, const uint16_t *ids, size_t n, const char names[][RBL_NAME_MAX], uint16_t type,
                     bool *answered, RblAnswer *ans) {
-        uint64_t start = io_now_usec(), deadline = start + RBL_TIMEOUT_USEC;
+        uint64_t start = now_usec(), deadline = start + RBL_TIMEOUT_USEC;
         bool retried = false;
         size_t left = n;
 
         while (left > 0) {
-                uint64_t now = io_now_usec(), until = !retried ? start + RBL_RETRY_USEC : deadline;
+                uint64_t now = now_usec(), until = !retried ? start + RBL_RETRY_USEC : deadline;
                 struct pollfd p = { .fd = r->fd, .events = POLLIN };
                 uint8_t buf[RBL_PACKET_MAX];
                 RblAnswer a;
@@ -357,7 +364,7 @@ int rbl_check(Rbl *r, char *zone, size_t zone_size, char *txt, size_t txt_size) 
         if (!r || !r->zones)
                 return 0;
         if (getrandom(&base, sizeof(base), GRND_NONBLOCK) != sizeof(base))
-                base = (uint16_t) io_now_usec();
+                base = (uint16_t) now_usec();
         for (size_t i = 0; r->zones[i] && n < RBL_ZONES_MAX; i++) {
                 int k = snprintf(names[n], RBL_NAME_MAX, "%s.%s", r->reversed, r->zones[i]);
 

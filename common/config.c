@@ -79,6 +79,9 @@ static const ConfigKey config_keys[] = {
           "User the SMTP server runs as; the queue trusts envelope data from it", NULL),
         K("Server", "QueueUser", CONFIG_USER, queue_user, "tern", 0, 0,
           "User the queue manager runs as; owns the spool", "mail_owner"),
+        K("Server", "DNSResolver", CONFIG_STRING, dns_resolver, "", 0, 0,
+          "DNS server for MX, address and blocklist lookups, as IPv4 address or address:port; "
+          "empty: the servers of /etc/resolv.conf", NULL),
 
         K("Queue", "SpoolDirectory", CONFIG_PATH, spool_directory, "/var/spool/tern", 0, 0,
           "Directory of queued messages", "queue_directory"),

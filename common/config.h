@@ -26,6 +26,7 @@ typedef struct Config {
         NetList trusted_networks;/* mynetworks */
         char *smtpd_user;        /* user smtpd runs as; trusted by queued */
         char *queue_user;        /* user queued runs as; trusted by deliverd */
+        char *dns_resolver;      /* "127.0.0.1:5353" or "::1"; "" = /etc/resolv.conf */
 
         /* [Queue] */
         char *spool_directory;   /* queue_directory */

@@ -3,6 +3,7 @@
  * implicit MX (A/AAAA) when there is none, and null MX (RFC 7505). */
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include "util.h"
 
@@ -36,10 +37,15 @@ void mx_sort(MxHost *hosts, size_t n, uint32_t (*random_fn)(void *userdata), voi
 
 /* Resolves a destination to the addresses to try, in order: the MX hosts of
  * name when use_mx (falling back to name's own A/AAAA when it has no MX), or
- * name's addresses (a host name or an IP address) otherwise; a name the DNS
+ * name's addresses (a host name or an IP address) otherwise, asking the DNS
+ * server resolver ("a.b.c.d[:port]"; NULL or "": resolv.conf); a name the DNS
  * does not know is still looked up with getaddrinfo (hosts file). Returns the
  * number of targets (> 0) and a new array in *ret (free()), or -ENXIO (the
  * domain or host does not exist or has no address: permanent), -EAGAIN (DNS
  * temporarily failed, or no MX host has an address), -EPERM (null MX: the
  * domain accepts no mail, RFC 7505), -EINVAL, -ENOMEM. */
-int mx_resolve(const char *name, bool use_mx, uint16_t port, MxTarget **ret);
+int mx_resolve(const char *name, bool use_mx, uint16_t port, const char *resolver, MxTarget **ret);
+
+/* Parses the DNSResolver setting, "a.b.c.d" or "a.b.c.d:port" (IPv4).
+ * 0 or -EINVAL. */
+int mx_parse_resolver(const char *s, struct sockaddr_in *ret);

@@ -9,6 +9,8 @@
 #include "local.h"
 #include "log.h"
 #include "sandbox.h"
+#include "table.h"
+#include "tls_client.h"
 #include "worker.h"
 
 bool worker_is_local(const Config *c, const char *rcpt) {
@@ -90,11 +92,44 @@ static int worker_report(const WorkerJob *w, IpcWriter *iw, size_t index, Delive
         ipc_put_str(iw, IPC_F_DSN, res->dsn);
         ipc_put_str(iw, IPC_F_TEXT, res->text);
         ipc_put_str(iw, IPC_F_RELAY, res->relay);
+        if (res->status == DELIVERY_DELIVERED && res->dsn_relayed)
+                ipc_put_u64(iw, IPC_F_DSN_RELAYED, 1);
         r = ipc_send(w->peer_fd, iw, -1);
         if (r < 0)
                 log_warning_errno(r, "%s: cannot send the result for <%s> to queued: %m", env->id, rcpt);
         return r;
 }
+
+#ifndef TERN_NO_SMTP_TRANSPORT
+/* Opens the TLS context and the tables of the SMTP client. A table that is
+ * configured but unreadable fails the group (deferred): sending mail without
+ * the TLS policy or the relay's credentials would be a guess. */
+static int worker_open_remote(const Config *c, DeliveryJob *job, Table **ret_policy, Table **ret_passwords) {
+        int r;
+
+        if (!isempty(c->smtp_tls_policy_table)) {
+                r = table_open(c->smtp_tls_policy_table, ret_policy);
+                if (r < 0)
+                        return log_error_errno(r, "cannot open TLSPolicyTable \"%s\": %m", c->smtp_tls_policy_table);
+                job->tls_policy = *ret_policy;
+        }
+        if (!isempty(c->smtp_password_table)) {
+                r = table_open(c->smtp_password_table, ret_passwords);
+                if (r < 0)
+                        return log_error_errno(r, "cannot open RelayPasswordTable \"%s\": %m", c->smtp_password_table);
+                job->passwords = *ret_passwords;
+        }
+        if (tls_level_from_string(c->smtp_tls_security_level) != TLS_NONE || job->tls_policy) {
+                r = tls_client_context_new(c->smtp_tls_ca_file, &job->tls_ctx);
+                if (r < 0)
+                        /* Without a context "may" goes on in plaintext and the
+                         * required levels defer: each session says so. */
+                        log_warning_errno(r, "cannot set up TLS for delivery (TLSCAFile \"%s\"): %m",
+                                          c->smtp_tls_ca_file);
+        }
+        return 0;
+}
+#endif
 
 /* Delivers one group (all local or all remote) and reports it. */
 static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, size_t n, bool local) {
@@ -119,14 +154,22 @@ static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, si
 #ifdef TERN_NO_SMTP_TRANSPORT
                 worker_defer_all(results, n, "none", "remote delivery not available in this build", NULL);
 #else
-                r = sandbox_drop_for_remote();
+                _cleanup_(table_closep) Table *policy = NULL, *passwords = NULL;
+
+                /* What only root may read is opened before the privileges go:
+                 * the password table (mode 0600), the CA file, the policy. */
+                r = worker_open_remote(w->config, &job, &policy, &passwords);
                 if (r < 0)
+                        worker_defer_all(results, n, "none", "cannot open a delivery table", strerror(-r));
+                else if ((r = sandbox_drop_for_remote()) < 0)
                         worker_defer_all(results, n, "none", "cannot drop privileges", strerror(-r));
                 else {
                         r = transport_smtp_deliver(&job, results);
                         if (r < 0)
                                 worker_defer_all(results, n, "none", "remote delivery failed", strerror(-r));
                 }
+                if (job.tls_ctx)
+                        SSL_CTX_free(job.tls_ctx);
 #endif
         }
         for (size_t k = 0; k < n; k++) {

@@ -228,7 +228,7 @@ def test_rcpt_550_bounces_that_recipient_and_delivers_the_other():
                      what="good@ delivered")
         t.wait_until(lambda: log_line(
             t, "bad@example.net", "bounced", "5.1.1",
-            f"127.0.0.1[127.0.0.1] said: 550 5.1.1 <bad@example.net>: Recipient address "
+            f"host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <bad@example.net>: Recipient address "
             f"rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)",
             relay), what="bad@ bounced")
 
@@ -239,7 +239,7 @@ def test_451_defers_and_keeps_the_message_queued():
         submit(t, ["remote@example.net"])
         t.wait_until(lambda: log_line(
             t, "remote@example.net", "deferred", "4.7.1",
-            "127.0.0.1[127.0.0.1] said: 451 4.7.1 Greylisted, try again later "
+            "host 127.0.0.1[127.0.0.1] said: 451 4.7.1 Greylisted, try again later "
             "(in reply to RCPT TO command)"), what="the deferral")
         assert len(t.queue_files()) == 1, t.queue_files()
         assert not sink.transactions
@@ -297,7 +297,7 @@ def test_data_refused_with_554_bounces():
         submit(t, ["remote@example.net"])
         t.wait_until(lambda: log_line(
             t, "remote@example.net", "bounced", "5.7.1",
-            "127.0.0.1[127.0.0.1] said: 554 5.7.1 Message rejected as spam "
+            "host 127.0.0.1[127.0.0.1] said: 554 5.7.1 Message rejected as spam "
             "(in reply to end of DATA command)"), what="the bounce")
 
 
@@ -366,7 +366,7 @@ def test_postfix_smtp_sink_soft_rcpt_error_defers():
         submit(t, ["remote@example.net"])
         t.wait_until(lambda: log_line(
             t, "remote@example.net", "deferred", "4.3.0",
-            "127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed "
+            "host 127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed "
             "(in reply to RCPT TO command)"), what="the deferral")
         assert len(t.queue_files()) == 1
         assert not sink.dumps()

@@ -179,7 +179,7 @@ static void test_resolve_literal(void) {
         int r;
 
         /* No DNS involved: numeric addresses with use_mx false. */
-        r = mx_resolve("127.0.0.1", false, 2525, &t);
+        r = mx_resolve("127.0.0.1", false, 2525, NULL, &t);
         CHECK_INT(r, 1);
         if (r == 1) {
                 const struct sockaddr_in *sin = (const struct sockaddr_in *) &t[0].addr;
@@ -187,7 +187,7 @@ static void test_resolve_literal(void) {
                 CHECK_INT(ntohs(sin->sin_port), 2525);
                 CHECK_STREQ(t[0].host, "127.0.0.1");
         }
-        CHECK_INT(mx_resolve("", true, 25, &t), -EINVAL);
+        CHECK_INT(mx_resolve("", true, 25, NULL, &t), -EINVAL);
 }
 
 int main(void) {

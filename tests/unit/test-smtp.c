@@ -85,13 +85,14 @@ static void run_session(const char *greeting, const Step *steps, const char *bod
         (void) close(lfd);
 
         (void) snprintf(relay, sizeof(relay), "[127.0.0.1]:%u", (unsigned) ntohs(sa.sin_port));
-        Config cfg = { .hostname = (char *) "client.test", .relay_host = relay,
+        Config cfg = { .hostname = (char *) "client.test", .relay_host = relay, .smtp_tls_security_level = (char *) "none",
                        .smtp_connect_timeout_usec = 5000000, .smtp_reply_timeout_usec = 5000000 };
         for (size_t i = 0; i < n; i++)
                 rc[i].addr = (char *) rcpts[i];
         SpoolEnvelope env = { .id = (char *) "0123456789ABC", .sender = (char *) "s@example.org",
                               .rcpts = rc, .n_rcpts = n };
-        DeliveryJob job = { &cfg, &env, (const uint8_t *) body, strlen(body), idx, n };
+        DeliveryJob job = { .config = &cfg, .env = &env, .body = (const uint8_t *) body,
+                            .body_len = strlen(body), .rcpt_index = idx, .n_rcpts = n };
 
         CHECK_INT(transport_smtp_deliver(&job, run->results), 0);
         while ((k = read(p[0], run->transcript + got, sizeof(run->transcript) - 1 - got)) > 0)
@@ -132,7 +133,7 @@ static void test_pipelined_transaction(void) {
         CHECK(strncmp(run.results[0].relay, "127.0.0.1[127.0.0.1]:", 21) == 0);
         CHECK_INT(run.results[1].status, DELIVERY_BOUNCED);
         CHECK_STREQ(run.results[1].dsn, "5.1.1");
-        CHECK_STREQ(run.results[1].text, "127.0.0.1[127.0.0.1] said: 550 5.1.1 <b@example.net>: no such user "
+        CHECK_STREQ(run.results[1].text, "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <b@example.net>: no such user "
                                          "try another (in reply to RCPT TO command)");
 }
 
@@ -154,7 +155,7 @@ static void test_helo_fallback_without_pipelining(void) {
                                     "RCPT TO:<a@example.net>\r\nQUIT\r\n");
         CHECK_INT(run.results[0].status, DELIVERY_DEFERRED);
         CHECK_STREQ(run.results[0].dsn, "4.0.0");
-        CHECK_STREQ(run.results[0].text, "127.0.0.1[127.0.0.1] said: 451 Try later (in reply to RCPT TO command)");
+        CHECK_STREQ(run.results[0].text, "host 127.0.0.1[127.0.0.1] said: 451 Try later (in reply to RCPT TO command)");
 }
 
 static void test_size_and_garbage(void) {

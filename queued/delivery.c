@@ -61,6 +61,10 @@ struct Delivery {
         size_t n_jobs;
         Dest *dests;
         Router *router;
+        const Config *router_config;            /* the configuration router was made for */
+        bool stopping;                          /* no new jobs; tell stop_done when idle */
+        void (*stop_done)(void *userdata);
+        void *stop_userdata;
         uint64_t next_job_id;
         IpcWriter *writer;
         uint8_t *buf;
@@ -177,8 +181,14 @@ static const char *delivery_rcpt_dest(Delivery *d, QueueMsg *m, size_t i) {
         }
         if (m->rcpt_dest[i])
                 return m->rcpt_dest[i];
-        if (!d->router && router_new(d->queue->config, &d->router) < 0)
-                d->router = NULL;
+        /* After a reload the tables named by the new configuration count. */
+        if (d->router && d->router_config != d->queue->config)
+                d->router = router_free(d->router);
+        if (!d->router) {
+                if (router_new(d->queue->config, &d->router) < 0)
+                        d->router = NULL;
+                d->router_config = d->queue->config;
+        }
         if (!d->router || route_resolve(d->router, m->rcpts[i], &route) < 0 ||
             route_destination_key(&route, key, sizeof(key)) < 0) {
                 const char *at = strrchr(m->rcpts[i], '@');
@@ -213,7 +223,7 @@ static void delivery_job_end(Delivery *d, Job *j, const char *why) {
         if (j->dest)
                 delivery_dest_put(d, j->dest);
         free(j);
-        delivery_request_kick(d); /* a slot is free */
+        delivery_request_kick(d); /* a slot is free, or the last job ended while stopping */
         if (--m->jobs == 0 && !m->ready)
                 queue_msg_round_done(m); /* may free m */
 }
@@ -390,6 +400,14 @@ static int on_kick(sd_event_source *s, void *userdata) {
         QueueMsg *m, *next;
         int r = 0;
 
+        if (d->stopping) {
+                if (d->n_jobs == 0 && d->stop_done) {
+                        void (*done)(void *) = d->stop_done;
+                        d->stop_done = NULL;
+                        done(d->stop_userdata);
+                }
+                return 0;
+        }
         for (m = d->ready_head; m && d->n_jobs < max; m = next) {
                 next = m->ready_next;
                 /* A message on hold waits for release, not for deliverd. */
@@ -533,6 +551,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 delivery_disconnect(d);
         }
         return 0;
+}
+
+void delivery_stop(Delivery *d, void (*done)(void *userdata), void *userdata) {
+        d->stopping = true;
+        d->stop_done = done;
+        d->stop_userdata = userdata;
+        d->retry_timer = sd_event_source_disable_unref(d->retry_timer);
+        delivery_request_kick(d);
 }
 
 int delivery_new(Queue *q, Delivery **ret) {

@@ -12,18 +12,23 @@
 
 #include "commit.h"
 #include "config.h"
+#include "delivery.h"
 #include "ipc.h"
 #include "log.h"
 #include "queue.h"
 #include "reload.h"
 #include "server.h"
 
+/* How long SIGTERM waits for deliveries in flight; below TimeoutStopSec=30s
+ * of tern-queued.service so systemd never has to kill us. */
+#define STOP_WAIT_USEC (20u * 1000000u)
 /* How often STATUS= is refreshed when no watchdog asks for more. */
 #define STATUS_INTERVAL_USEC (5u * 1000000u)
 
 static const char *arg_config;
 
 typedef struct Context {
+        sd_event *event;
         Queue *queue;
         Server *server;
         uint64_t tick_usec;
@@ -70,17 +75,57 @@ static int listen_socket(const Config *c) {
         return fd;
 }
 
-static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+static void stop_now(void *userdata) {
         Context *ctx = userdata;
 
-        /* Every acknowledged message is already durable (spool_write is
-         * synchronous); jobs in flight are retried at the next start. */
-        log_info("Stopping");
+        log_info("Stopped; %zu message%s stay queued", ctx->queue->n_msgs,
+                 ctx->queue->n_msgs == 1 ? "" : "s");
+        (void) sd_event_exit(ctx->event, 0);
+}
+
+static int on_stop_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Context *ctx = userdata;
+        size_t n = delivery_in_flight(ctx->queue->delivery);
+
+        /* Their recipients stay pending: deliverd may finish them, and a
+         * result that was not recorded means one more delivery at most. */
+        log_warning("%zu deliver%s still under way after %u s, handing %s back to the queue",
+                    n, n == 1 ? "y" : "ies", (unsigned) (STOP_WAIT_USEC / 1000000u),
+                    n == 1 ? "it" : "them");
+        stop_now(ctx);
+        return 0;
+}
+
+/* SIGTERM: stop taking messages and starting deliveries, wait a bounded time
+ * for the deliveries in flight (their results are recorded as they come),
+ * then exit 0. Everything not delivered stays queued for the next start. A
+ * second SIGTERM exits at once. */
+static int on_term(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        Context *ctx = userdata;
+        size_t n;
+
+        if (ctx->queue->stopping) {
+                log_info("Stopping now, as asked again");
+                stop_now(ctx);
+                return 0;
+        }
+        ctx->queue->stopping = true;
+        n = delivery_in_flight(ctx->queue->delivery);
+        log_info("Stopping: no new messages or deliveries, waiting up to %u s for %zu "
+                 "deliver%s under way", (unsigned) (STOP_WAIT_USEC / 1000000u), n,
+                 n == 1 ? "y" : "ies");
         (void) sd_notify(0, "STOPPING=1");
         /* Messages already staged are made durable and acknowledged. */
         commit_run(ctx->queue->commit);
         server_stop(ctx->server);
-        return sd_event_exit(sd_event_source_get_event(src), 0);
+        queue_notify_status(ctx->queue);
+        if (sd_event_add_time_relative(ctx->event, NULL, CLOCK_MONOTONIC, STOP_WAIT_USEC, 0,
+                                       on_stop_timeout, ctx) < 0) {
+                stop_now(ctx);
+                return 0;
+        }
+        delivery_stop(ctx->queue->delivery, stop_now, ctx);
+        return 0;
 }
 
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -89,7 +134,9 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         queue_notify_status(ctx->queue);
         if (ctx->watchdog)
                 (void) sd_notify(0, "WATCHDOG=1");
+        /* A time source fires once unless enabled again. */
         (void) sd_event_source_set_time(src, usec + ctx->tick_usec);
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -157,6 +204,7 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the server: %m"), 1;
 
+        ctx.event = event;
         ctx.queue = queue;
         ctx.server = server;
         ctx.tick_usec = STATUS_INTERVAL_USEC;

@@ -488,9 +488,10 @@ void queue_notify_status(Queue *q) {
                 else
                         active++;
         }
-        (void) sd_notifyf(0, "STATUS=%zu active, %zu deferred, %zu on hold; %zu jobs in flight; "
-                          "%" PRIu64 " received, %" PRIu64 " sent, %" PRIu64 " bounced",
-                          active, deferred, hold, q->delivery ? delivery_in_flight(q->delivery) : 0,
+        (void) sd_notifyf(0, "STATUS=%s%zu queued, %zu active, %zu deferred, %zu held; "
+                          "%zu deliveries in flight; %" PRIu64 " received, %" PRIu64 " sent, %"
+                          PRIu64 " bounced", q->stopping ? "Stopping: " : "", q->n_msgs, active,
+                          deferred, hold, q->delivery ? delivery_in_flight(q->delivery) : 0,
                           q->n_received, q->n_sent, q->n_bounced);
 }
 

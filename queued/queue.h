@@ -48,6 +48,7 @@ struct Queue {
         size_t n_msgs;
         Delivery *delivery;
         Commit *commit;                 /* arriving messages being made durable together */
+        bool stopping;                  /* SIGTERM: finishing the deliveries in flight */
         uint64_t n_received, n_sent, n_bounced, n_deferred;
         size_t submission_bytes;        /* message bodies being received, all peers */
 };
@@ -87,5 +88,6 @@ const char *queue_msg_state(const QueueMsg *m);
 
 QueueMsg *queue_find(Queue *q, const char *id);
 
-/* Sends STATUS= with the queue counts to the service manager. */
+/* Sends STATUS= with the queue counts to the service manager:
+ * "12 queued, 3 active, 2 deferred, 1 held; 3 deliveries in flight; ...". */
 void queue_notify_status(Queue *q);

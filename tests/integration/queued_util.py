@@ -2,7 +2,9 @@
 ternipc.py's codec) and a reader of the tinycdb spool files."""
 
 import os
+import socket
 import struct
+import threading
 
 import ternipc as ipc
 
@@ -83,3 +85,94 @@ def queue_list(t):
 
 def spool_path(t, *parts):
     return os.path.join(t.spool, *parts)
+
+
+class FakeDeliverd:
+    """Answers HELLO; delivers at once every job whose recipients are not in
+    a domain of `dead` (RESULT delivered + JOB_DONE); never answers jobs for
+    `dead` (a blackhole). Records every job and the most jobs in flight."""
+
+    def __init__(self, t, dead=(), manual=False):
+        self.t = t
+        self.dead = set(dead)
+        self.manual = manual       # jobs wait for finish() instead of being delivered at once
+        self.waiting = []          # (conn, job, idx, qid, rcpts) kept by manual mode
+        self.lock = threading.Lock()
+        self.jobs = []             # (queue id, [recipients])
+        self.hanging = 0           # dead jobs in flight (never end)
+        self.max_hanging = 0
+        self.delivered = []        # (queue id, recipient)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if os.path.exists(t.deliverd_socket):
+            os.unlink(t.deliverd_socket)
+        self.sock.bind(t.deliverd_socket)
+        self.sock.listen(16)
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        # shutdown first: a thread blocked in recv keeps a closed socket alive.
+        for s in [self.sock] + self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def finish(self):
+        """Manual mode: delivers every job received so far."""
+        with self.lock:
+            jobs, self.waiting = self.waiting, []
+        for c, job, idx, qid, rcpts in jobs:
+            self._deliver(c, job, idx, qid, rcpts)
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            while True:
+                data, fds, _, _ = socket.recv_fds(c, ipc.FRAME_MAX, 4)
+                for fd in fds:
+                    os.close(fd)
+                if not data:
+                    return
+                m = ipc.Msg(*ipc.decode(data))
+                if m.type == ipc.HELLO:
+                    c.send(ipc.encode(ipc.HELLO, [(ipc.F_VERSION, ipc.VERSION)]))
+                    continue
+                assert m.type == ipc.DELIVER, m
+                qid = m.str(ipc.F_QUEUE_ID)
+                job = m.u64(ipc.F_JOB)
+                idx = [int.from_bytes(v, "little") for tag, v in m.fields
+                       if tag == ipc.F_RCPT_INDEX]
+                env = cdb_read(os.path.join(self.t.spool, "queue", qid))
+                rcpts = [env[f"rcpt.{i}"].decode() for i in idx]
+                domains = {r.rsplit("@", 1)[1] for r in rcpts}
+                with self.lock:
+                    self.jobs.append((qid, rcpts))
+                    if domains & self.dead:
+                        self.hanging += 1
+                        self.max_hanging = max(self.max_hanging, self.hanging)
+                        continue
+                    if self.manual:
+                        self.waiting.append((c, job, idx, qid, rcpts))
+                        continue
+                self._deliver(c, job, idx, qid, rcpts)
+        except OSError:
+            return
+
+    def _deliver(self, c, job, idx, qid, rcpts):
+        for i, r in zip(idx, rcpts):
+            c.send(ipc.encode(ipc.RESULT, [
+                (ipc.F_JOB, job), (ipc.F_RCPT_INDEX, i), (ipc.F_STATUS, ipc.DELIVERED),
+                (ipc.F_DSN, "2.0.0"), (ipc.F_TEXT, "ok"), (ipc.F_RELAY, "fake")]))
+            with self.lock:
+                self.delivered.append((qid, r))
+        c.send(ipc.encode(ipc.JOB_DONE, [(ipc.F_JOB, job)]))

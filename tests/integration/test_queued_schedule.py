@@ -5,85 +5,11 @@ DestinationConcurrency jobs go to one destination and at most
 DeliveryConcurrency in all, so a destination that never answers (its jobs
 hang) does not hold back mail to another one."""
 
-import os
-import socket
-import threading
-
 import harness
 import ternipc as ipc
-from queued_util import cdb_read, connect, queue_list, submit
+from queued_util import FakeDeliverd, connect, queue_list, submit
 
 BODY = b"Subject: schedule\r\n\r\nhello\r\n"
-
-
-class FakeDeliverd:
-    """Answers HELLO; delivers at once every job whose recipients are not in
-    a domain of `dead` (RESULT delivered + JOB_DONE); never answers jobs for
-    `dead` (a blackhole). Records every job and the most jobs in flight."""
-
-    def __init__(self, t, dead=()):
-        self.t = t
-        self.dead = set(dead)
-        self.lock = threading.Lock()
-        self.jobs = []             # (queue id, [recipients])
-        self.hanging = 0           # dead jobs in flight (never end)
-        self.max_hanging = 0
-        self.delivered = []        # (queue id, recipient)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.bind(t.deliverd_socket)
-        self.sock.listen(16)
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        try:
-            while True:
-                data, fds, _, _ = socket.recv_fds(c, ipc.FRAME_MAX, 4)
-                for fd in fds:
-                    os.close(fd)
-                if not data:
-                    return
-                m = ipc.Msg(*ipc.decode(data))
-                if m.type == ipc.HELLO:
-                    c.send(ipc.encode(ipc.HELLO, [(ipc.F_VERSION, ipc.VERSION)]))
-                    continue
-                assert m.type == ipc.DELIVER, m
-                qid = m.str(ipc.F_QUEUE_ID)
-                job = m.u64(ipc.F_JOB)
-                idx = [int.from_bytes(v, "little") for tag, v in m.fields
-                       if tag == ipc.F_RCPT_INDEX]
-                env = cdb_read(os.path.join(self.t.spool, "queue", qid))
-                rcpts = [env[f"rcpt.{i}"].decode() for i in idx]
-                domains = {r.rsplit("@", 1)[1] for r in rcpts}
-                with self.lock:
-                    self.jobs.append((qid, rcpts))
-                    if domains & self.dead:
-                        self.hanging += 1
-                        self.max_hanging = max(self.max_hanging, self.hanging)
-                        continue
-                for i, r in zip(idx, rcpts):
-                    c.send(ipc.encode(ipc.RESULT, [
-                        (ipc.F_JOB, job), (ipc.F_RCPT_INDEX, i), (ipc.F_STATUS, ipc.DELIVERED),
-                        (ipc.F_DSN, "2.0.0"), (ipc.F_TEXT, "ok"), (ipc.F_RELAY, "fake")]))
-                    with self.lock:
-                        self.delivered.append((qid, r))
-                c.send(ipc.encode(ipc.JOB_DONE, [(ipc.F_JOB, job)]))
-        except OSError:
-            return
 
 
 def test_recipients_are_split_into_one_job_per_destination():

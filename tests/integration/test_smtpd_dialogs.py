@@ -90,5 +90,24 @@ def test_unknown_user_of_the_real_queued_gets_550_5_1_1():
             c.expect("250 2.1.5 Ok", "221 2.0.0 Bye")
 
 
+def test_address_forms_lengths_and_rset():
+    domain = ".".join(["d" * 63, "d" * 63, "d" * 56]) + ".test"   # 189 octets
+    assert len(domain) == 189
+    subst = {"L64": "l" * 64, "L65": "l" * 65, "D189": domain, "D190": "e" + domain}
+    with smtpd_util.Smtpd() as s:
+        smtpd_util.run_dialog(s.port, smtpd_util.load_dialog("addresses.dialog"), subst)
+        s.wait_log("disconnect from")
+        (m,) = s.queued.messages
+        assert m["sender"] == '"john doe"@example.org', m
+        assert m["rcpts"] == ['"a\\"b"@test.example', "route@test.example", "lit@[192.0.2.1]",
+                             "lit6@[IPv6:2001:db8::1]", "l" * 64 + "@test.example",
+                             "l" * 64 + "@" + domain], m["rcpts"]
+        log = s.log()
+        assert "client=unknown[127.0.0.1]" in log
+        # The routed sender was recorded without its route.
+        assert "from=<routed@example.org>" in log or "<routed@example.org>" in log, log
+        harness.Tern.wait_until(lambda: s.queued.aborted >= 2, what="ABORT at queued (RSET, HELO)")
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -211,19 +211,12 @@ static int add_addresses(const char *host, uint16_t port, const char *resolver, 
         int r, added = 0;
 
         if (!isempty(resolver)) {
-                /* An IP address is itself; a name goes to the configured
-                 * server, then (not there) to the hosts file. */
-                if (inet_pton(AF_INET, host, literal) != 1 && inet_pton(AF_INET6, host, literal) != 1) {
-                        r = mx_query_addresses(host, port, resolver, targets, n);
-                        if (r != -ENXIO)
-                                return r;
-                }
+                /* An IP address is itself; a name is the configured server's
+                 * answer alone (getaddrinfo would ask resolv.conf's). */
+                if (inet_pton(AF_INET, host, literal) != 1 && inet_pton(AF_INET6, host, literal) != 1)
+                        return mx_query_addresses(host, port, resolver, targets, n);
                 hints.ai_flags = AI_NUMERICHOST;
                 r = getaddrinfo(host, NULL, &hints, &res);
-                if (r == EAI_NONAME) {
-                        hints.ai_flags = 0;
-                        r = getaddrinfo(host, NULL, &hints, &res);
-                }
         } else
                 r = getaddrinfo(host, NULL, &hints, &res);
         switch (r) {

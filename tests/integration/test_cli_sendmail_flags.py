@@ -214,6 +214,24 @@ def test_submitting_user_comes_from_the_socket_credentials():
         assert f"{qid}: uid=65534 (nobody) from=<forged@example.org>" in t.log("queued"), t.log("queued")
 
 
+def test_bs_as_a_user_is_a_local_submission_by_that_uid():
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        raise harness.Skip("needs root and setpriv to submit as another user")
+    with harness.Tern(start=("queued",)) as t:
+        dialogue = (f"EHLO me\r\nMAIL FROM:<nobody@{t.domain}>\r\nRCPT TO:<{t.user}@{t.domain}>\r\n"
+                    "DATA\r\nSubject: from nobody\r\n\r\nhi\r\n.\r\nQUIT\r\n").encode()
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            harness.binary("cli/sendmail"), "-bs"],
+                           input=dialogue, env=bs_env(t), capture_output=True, timeout=60)
+        assert p.returncode == 0, p
+        assert b"\r\n250 2.0.0 Ok: queued as " in p.stdout, p.stdout
+        qid, kv = spool_env(t)
+        # smtpd ran as nobody, so queued trusted none of its client fields.
+        assert kv["submit_uid"] == b"65534" and kv["proto"] == b"local", kv
+        assert "client_addr" not in kv
+        assert f"{qid}: uid=65534 (nobody) from=<nobody@{t.domain}>" in t.log("queued")
+
+
 def test_queued_started_by_socket_activation_on_first_submission():
     activate = shutil.which("systemd-socket-activate")
     if not activate:

@@ -252,6 +252,46 @@ def test_queued_started_by_socket_activation_on_first_submission():
         assert "socket from systemd" in t.log("queued")
 
 
+def fake_queue(t, answers):
+    """A stand-in queued that greets and then answers each frame with the next
+    of answers (raw frames); returns the thread."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(t.queued_socket)
+    srv.listen(1)
+
+    def serve():
+        c, _ = srv.accept()
+        with c:
+            c.recv(ipc.FRAME_MAX)
+            c.send(ipc.encode(ipc.HELLO, [(ipc.F_VERSION, ipc.VERSION)]))
+            for a in answers:
+                if not c.recv(ipc.FRAME_MAX):
+                    break
+                c.send(a)
+            c.recv(ipc.FRAME_MAX)
+        srv.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return th
+
+
+def test_permanent_and_temporary_refusals_map_to_69_and_75():
+    error = [(ipc.F_CODE, 554), (ipc.F_DSN, "5.7.1"), (ipc.F_TEXT, "Error: not allowed")]
+    with harness.Tern(start=()) as t:
+        fake_queue(t, [ipc.encode(ipc.ERROR, error)])
+        p = sendmail(t, [t.user], b"hi\n")
+        assert p.returncode == EX_UNAVAILABLE, p
+        assert p.stderr == b"sendmail: sender refused: 554 5.7.1 Error: not allowed\n", p.stderr
+    error = [(ipc.F_CODE, 451), (ipc.F_DSN, "4.3.0"), (ipc.F_TEXT, "Error: try later")]
+    with harness.Tern(start=()) as t:
+        fake_queue(t, [ipc.encode(ipc.MSG_BEGUN, [(ipc.F_QUEUE_ID, "0000000000001")]),
+                       ipc.encode(ipc.MSG_RCPT_OK, []), ipc.encode(ipc.ERROR, error)])
+        p = sendmail(t, [t.user], b"hi\n")
+        assert p.returncode == EX_TEMPFAIL, p
+        assert p.stderr == b"sendmail: message refused: 451 4.3.0 Error: try later\n", p.stderr
+
+
 def test_queue_answering_nonsense_is_ex_software():
     with harness.Tern(start=()) as t:
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

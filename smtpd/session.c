@@ -381,8 +381,9 @@ int session_run(Session *s) {
                 return 0;
         }
 
-        /* Port 465 (RFC 8314 3.3): TLS first, then the greeting inside it. */
-        if (s->role == SMTPD_ROLE_SUBMISSIONS)
+        /* Port 465 (RFC 8314 3.3): TLS first, then the greeting inside it.
+         * Port 587 without a certificate says so (session_tls.c). */
+        if (s->role != SMTPD_ROLE_SMTP)
                 r = session_tls_begin(s);
         if (r >= 0)
                 r = io_reply(&s->io, "220 %s %s", s->config->hostname,

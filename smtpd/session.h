@@ -115,7 +115,8 @@ bool session_offers_starttls(const Session *s);
 bool session_offers_auth(const Session *s);
 int session_starttls(Session *s, const Command *c);
 int session_auth(Session *s, const Command *c);
-/* Implicit TLS (port 465) before the greeting. Returns 0 or -errno (logged). */
+/* Before the greeting of the submission roles: implicit TLS on port 465, and
+ * on both a refusal when no certificate is loaded. Returns 0 or -errno (logged). */
 int session_tls_begin(Session *s);
 /* Before MAIL: TLS and AUTH as the role and SecurityLevel demand. Returns 0,
  * or 1 after replying with the refusal. */

@@ -42,13 +42,19 @@ static int session_handshake(Session *s) {
 
 int session_tls_begin(Session *s) {
         if (!s->tls_ctx) {
-                log_error("No certificate (CertificateFile in [TLS]): the submissions role cannot serve %s",
-                          s->client);
+                /* Submission needs AUTH, AUTH needs TLS: without a
+                 * certificate no client could ever send mail here. Port 587
+                 * can at least say so; port 465 cannot even do that. */
+                log_error("No certificate (CertificateFile in [TLS]): the %s role cannot serve %s",
+                          smtpd_role_to_string(s->role), s->client);
+                if (s->role == SMTPD_ROLE_SUBMISSION)
+                        (void) io_reply(&s->io, "421 4.7.0 %s TLS not available, closing transmission channel",
+                                        s->config->hostname);
                 s->why = "no certificate";
                 s->quit = true;
                 return -ENOKEY;
         }
-        return session_handshake(s);
+        return s->role == SMTPD_ROLE_SUBMISSIONS ? session_handshake(s) : 0;
 }
 
 int session_starttls(Session *s, const Command *c) {

@@ -105,6 +105,14 @@ def test_submissions_without_certificate_closes():
         t.wait_until(lambda: "the submissions role cannot serve" in t.log("smtpd"), what="log line")
 
 
+def test_submission_without_certificate_says_421():
+    with Tern(role="submission") as t:
+        with TlsClient(t.smtp_port) as c:
+            c.expect("421 4.7.0 mx.test.example TLS not available, closing transmission channel")
+            c.expect_eof()
+        t.wait_until(lambda: "the submission role cannot serve" in t.log("smtpd"), what="log line")
+
+
 def test_tls11_and_below_refused():
     with Tern(conf=tls_conf()) as t:
         for proto in ("-tls1_1", "-tls1"):

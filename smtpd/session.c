@@ -340,6 +340,10 @@ static bool pregreet(Session *s) {
         /* Port 465 starts with the client's TLS hello, by design. */
         if (s->role == SMTPD_ROLE_SUBMISSIONS)
                 return false;
+        /* A local client (sendmail -bs, a pipe) is a program of this host,
+         * and scripts write their whole dialogue at once. */
+        if (streq(s->client_addr, "local"))
+                return false;
         do
                 r = poll(&p, 1, (int) ((wait + 999) / 1000));
         while (r < 0 && errno == EINTR);

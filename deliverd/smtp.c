@@ -122,6 +122,18 @@ static int smtp_credentials(const DeliveryJob *job, const char *nexthop, const c
         return 1;
 }
 
+static const char *rcpt_domain(const DeliveryJob *job, size_t k) {
+        const char *a = job->env->rcpts[job->rcpt_index[k]].addr, *at = a ? strrchr(a, '@') : NULL;
+        return at ? at + 1 : "";
+}
+
+/* True when route says no more than "the MX of the recipient's domain":
+ * then the domain's own rules apply (an unknown domain bounces). */
+static bool smtp_route_is_own_mx(const Route *route, const char *domain) {
+        return route->transport != ROUTE_SMTP || isempty(route->nexthop) ||
+               (route->mx && !route->port && strcasecmp(route->nexthop, domain) == 0);
+}
+
 static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, DeliveryResult *results) {
         const Config *cfg = job->config;
         _cleanup_free_ MxTarget *targets = NULL;
@@ -139,7 +151,7 @@ static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, Deliver
         SmtpError err;
         int r, n;
 
-        if (job->route && job->route->transport == ROUTE_SMTP) {
+        if (job->route && !(d->domain && smtp_route_is_own_mx(job->route, d->domain))) {
                 const Route *rt_ = job->route;
                 const char *h = isempty(rt_->nexthop) ? (d->domain ?: "") : rt_->nexthop;
                 if (strlen(h) >= sizeof(host)) {
@@ -267,10 +279,6 @@ finish:
         if (password)
                 explicit_bzero(password, strlen(password));
 }
-static const char *rcpt_domain(const DeliveryJob *job, size_t k) {
-        const char *a = job->env->rcpts[job->rcpt_index[k]].addr, *at = a ? strrchr(a, '@') : NULL;
-        return at ? at + 1 : "";
-}
 
 typedef struct DomainKey {
         const char *domain;
@@ -288,7 +296,7 @@ int transport_smtp_deliver(const DeliveryJob *job, DeliveryResult *results) {
         _cleanup_free_ size_t *ks = NULL;
         /* One next hop for all (relay host, or a transport table entry that
          * names one): a single destination; otherwise one per domain. */
-        bool relay = job->route ? job->route->transport == ROUTE_SMTP && !isempty(job->route->nexthop)
+        bool relay = job->route ? !smtp_route_is_own_mx(job->route, job->n_rcpts > 0 ? rcpt_domain(job, 0) : "")
                                 : !isempty(job->config->relay_host);
         SmtpError e;
 

@@ -8,6 +8,7 @@
 #include "ipc.h"
 #include "local.h"
 #include "log.h"
+#include "route.h"
 #include "sandbox.h"
 #include "table.h"
 #include "tls_client.h"
@@ -131,6 +132,73 @@ static int worker_open_remote(const Config *c, DeliveryJob *job, Table **ret_pol
 }
 #endif
 
+#ifndef TERN_NO_SMTP_TRANSPORT
+/* Routes each remote recipient (transport table, relay host, MX) while the
+ * tables can still be opened. A recipient that cannot be routed gets
+ * transport _ROUTE_TRANSPORT_INVALID and is deferred. */
+static int worker_route_remote(const DeliveryJob *job, Route *routes) {
+        _cleanup_(router_freep) Router *router = NULL;
+        int r;
+
+        r = router_new(job->config, &router);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < job->n_rcpts; k++) {
+                r = route_resolve(router, job->env->rcpts[job->rcpt_index[k]].addr, &routes[k]);
+                if (r < 0 || (routes[k].transport != ROUTE_SMTP && routes[k].transport != ROUTE_LMTP))
+                        routes[k].transport = _ROUTE_TRANSPORT_INVALID;
+        }
+        return 0;
+}
+
+/* Delivers the remote recipients, one transport call per destination
+ * (route_destination_key), with that destination's route. */
+static int worker_deliver_remote(const DeliveryJob *job, const Route *routes, DeliveryResult *results) {
+        _cleanup_free_ size_t *sub_idx = new0(size_t, job->n_rcpts), *pos = new0(size_t, job->n_rcpts);
+        _cleanup_free_ DeliveryResult *sub_res = new0(DeliveryResult, job->n_rcpts);
+        _cleanup_free_ bool *done = new0(bool, job->n_rcpts);
+        char key[ROUTE_NEXTHOP_MAX + 32], key2[ROUTE_NEXTHOP_MAX + 32];
+
+        if (!sub_idx || !pos || !sub_res || !done)
+                return -ENOMEM;
+        for (size_t k = 0; k < job->n_rcpts; k++) {
+                DeliveryJob sub = *job;
+                size_t n = 0;
+                int r;
+
+                if (done[k])
+                        continue;
+                if (routes[k].transport == _ROUTE_TRANSPORT_INVALID) {
+                        worker_defer_all(&results[k], 1, "none", "cannot route the recipient", NULL);
+                        done[k] = true;
+                        continue;
+                }
+                if (route_destination_key(&routes[k], key, sizeof(key)) < 0)
+                        key[0] = 0;
+                for (size_t j = k; j < job->n_rcpts; j++) {
+                        if (done[j] || routes[j].transport == _ROUTE_TRANSPORT_INVALID)
+                                continue;
+                        if (j != k && (route_destination_key(&routes[j], key2, sizeof(key2)) < 0 ||
+                                       !streq(key, key2)))
+                                continue;
+                        sub_idx[n] = job->rcpt_index[j];
+                        pos[n++] = j;
+                        done[j] = true;
+                }
+                sub.rcpt_index = sub_idx;
+                sub.n_rcpts = n;
+                sub.route = &routes[k];
+                r = routes[k].transport == ROUTE_LMTP ? transport_lmtp_deliver(&sub, sub_res)
+                                                      : transport_smtp_deliver(&sub, sub_res);
+                if (r < 0)
+                        worker_defer_all(sub_res, n, "none", "remote delivery failed", strerror(-r));
+                for (size_t i = 0; i < n; i++)
+                        results[pos[i]] = sub_res[i];
+        }
+        return 0;
+}
+#endif
+
 /* Delivers one group (all local or all remote) and reports it. */
 static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, size_t n, bool local) {
         _cleanup_free_ DeliveryResult *results = new0(DeliveryResult, n);
@@ -155,16 +223,20 @@ static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, si
                 worker_defer_all(results, n, "none", "remote delivery not available in this build", NULL);
 #else
                 _cleanup_(table_closep) Table *policy = NULL, *passwords = NULL;
+                _cleanup_free_ Route *routes = new0(Route, n);
 
                 /* What only root may read is opened before the privileges go:
-                 * the password table (mode 0600), the CA file, the policy. */
-                r = worker_open_remote(w->config, &job, &policy, &passwords);
+                 * the password table (mode 0600), the CA file, the policy,
+                 * the transport table. */
+                r = routes ? worker_open_remote(w->config, &job, &policy, &passwords) : -ENOMEM;
+                if (r >= 0)
+                        r = worker_route_remote(&job, routes);
                 if (r < 0)
                         worker_defer_all(results, n, "none", "cannot open a delivery table", strerror(-r));
                 else if ((r = sandbox_drop_for_remote()) < 0)
                         worker_defer_all(results, n, "none", "cannot drop privileges", strerror(-r));
                 else {
-                        r = transport_smtp_deliver(&job, results);
+                        r = worker_deliver_remote(&job, routes, results);
                         if (r < 0)
                                 worker_defer_all(results, n, "none", "remote delivery failed", strerror(-r));
                 }

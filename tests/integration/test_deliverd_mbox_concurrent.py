@@ -27,8 +27,9 @@ def body_of(i):
 
 WRITER = r"""
 import fcntl, os, sys, time
-path, name, dotlock, count = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
-for i in range(count):
+path, name, dotlock, stop = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+i = 0
+while not os.path.exists(stop) or i < 3:
     dl = None
     while dotlock:
         try:
@@ -48,23 +49,28 @@ for i in range(count):
     os.close(fd)
     if dl:
         os.unlink(dl)
+    i += 1
+    time.sleep(0.02)  # a reader's pace: a writer that never lets go would starve deliverd
+print(i)
 """
 
 
 class Writer:
     """Another program (its own process: fcntl locks are per process) that
-    appends `count` messages one line per write() while holding the locks."""
+    appends messages one line per write() while holding the locks, until the
+    stop file exists (at least 3)."""
 
-    def __init__(self, path, name, dotlock, count=5):
-        self.name, self.count = name, count
-        self.args = [sys.executable, "-c", WRITER, path, name, "1" if dotlock else "0", str(count)]
+    def __init__(self, path, name, dotlock, stop):
+        self.name = name
+        self.args = [sys.executable, "-c", WRITER, path, name, "1" if dotlock else "0", stop]
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def join(self, timeout):
-        _, err = self.proc.communicate(timeout=timeout)
+        out, err = self.proc.communicate(timeout=timeout)
         assert self.proc.returncode == 0, (self.name, err)
+        self.count = int(out)
 
 
 def test_concurrent_deliveries_and_writers_keep_every_message_whole():
@@ -83,7 +89,8 @@ def test_concurrent_deliveries_and_writers_keep_every_message_whole():
         t.start("queued")
         t.start("deliverd")
         rcpt = f"{u.name}@test.example"
-        writers = [Writer(path, "dotlocker", True), Writer(path, "fcntler", False)]
+        stop = os.path.join(t.dir, "stop-writers")
+        writers = [Writer(path, "dotlocker", True, stop), Writer(path, "fcntler", False, stop)]
 
         def submit(i):
             msg = f"From: s@example.org\nSubject: mail {i}\n\n{body_of(i)}".encode()
@@ -95,10 +102,16 @@ def test_concurrent_deliveries_and_writers_keep_every_message_whole():
                    for k in range(6)]
         for th in writers + senders:
             th.start()
-        for th in senders + writers:
+        for th in senders:
             th.join(60)
+        # The writers go on until every message is delivered.
         t.wait_until(lambda: t.log("deliverd").count(f"to=<{rcpt}>, relay=local") >= N_MAIL,
                      timeout=60, what="all deliveries")
+        with open(stop, "w"):
+            pass
+        for w in writers:
+            w.join(60)
+        n_written = sum(w.count for w in writers)
         assert t.log("deliverd").count("status=sent (delivered to mailbox)") == N_MAIL, t.log("deliverd")
 
         with open(path, "rb") as f:
@@ -106,7 +119,7 @@ def test_concurrent_deliveries_and_writers_keep_every_message_whole():
         chunks = re.split(r"(?m)^(?=From )", data)
         assert chunks[0] == ""
         chunks = chunks[1:]
-        assert len(chunks) == N_MAIL + 10, len(chunks)
+        assert len(chunks) == N_MAIL + n_written, (len(chunks), n_written)
         seen = set()
         for c in chunks:
             first, rest = c.split("\n", 1)
@@ -126,7 +139,7 @@ def test_concurrent_deliveries_and_writers_keep_every_message_whole():
             assert f"\nSubject: mail {i}" in head
             assert body == body_of(i).replace(f"\nFrom the middle", f"\n>From the middle") + "\n", i
             seen.add(("mail", i))
-        assert len(seen) == N_MAIL + 10
+        assert len(seen) == N_MAIL + n_written
         assert not os.path.exists(path + ".lock")
 
 

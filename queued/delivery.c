@@ -332,6 +332,24 @@ static bool delivery_msg_has_more(const QueueMsg *m) {
         return false;
 }
 
+/* The file behind fd is still the message the table knows (a valid spool
+ * file with its id and recipient count): 0, -EBADMSG or -errno. */
+static int delivery_check_file(const QueueMsg *m, int fd) {
+        _cleanup_(spool_closep) SpoolFile *f = NULL;
+        _cleanup_(spool_envelope_done) SpoolEnvelope env = {};
+        int copy, r;
+
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        r = spool_open_fd(copy, &f);
+        if (r >= 0)
+                r = spool_read_envelope(f, &env);
+        if (r >= 0 && (!streq(env.id, m->id) || env.n_rcpts != m->n_rcpts))
+                r = -EBADMSG;
+        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
+}
+
 /* Sends one job for m. Returns 1 when a job was sent, 0 when none can go
  * now (nothing left, or its destinations are busy), 2 when m was taken off
  * the ready list (its file cannot be opened; m may be freed), or -errno when
@@ -351,8 +369,14 @@ static int delivery_send_job(Delivery *d, QueueMsg *m) {
                 return 0;
         (void) snprintf(path, sizeof(path), "%s/%s", SPOOL_DIR_QUEUE, m->id);
         file = openat(q->spool_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (file < 0) {
-                r = -errno;
+        r = file < 0 ? -errno : delivery_check_file(m, file);
+        if (r == -ENOENT || r == -EBADMSG) {
+                /* Spool files are immutable: this one was damaged or removed
+                 * behind our back. It must not stop the queue. */
+                queue_msg_corrupt(m, r); /* may free m */
+                return 2;
+        }
+        if (r < 0) {
                 log_error_errno(r, "%s: cannot open the queue file, will retry: %m", m->id);
                 /* Nothing of it goes out in this round. */
                 delivery_forget(d, m);

@@ -178,6 +178,27 @@ int queue_msg_delete(QueueMsg *m, uid_t by) {
         return 0;
 }
 
+void queue_msg_corrupt(QueueMsg *m, int error) {
+        LogField fields[] = { { "TERN_QUEUE_ID", m->id } };
+        int k = spool_move_corrupt(m->queue->spool_fd, m->id);
+
+        if (k < 0 && k != -ENOENT)
+                log_fields_errno(LOG_ERR, error, fields, "%s: queue file is unreadable (%m) and "
+                                 "cannot be moved to corrupt/ (%s), dropping it from the queue",
+                                 m->id, strerror(-k));
+        else if (k == -ENOENT)
+                log_fields_errno(LOG_ERR, error, fields, "%s: queue file vanished (%m), dropping it "
+                                 "from the queue", m->id);
+        else
+                log_fields_errno(LOG_ERR, error, fields, "%s: queue file is unreadable (%m), moved "
+                                 "to corrupt/", m->id);
+        m->deleted = true;
+        schedule_cancel(m);
+        delivery_forget(m->queue->delivery, m);
+        if (m->jobs == 0)
+                queue_msg_free(m);
+}
+
 /* Every recipient has a final result: notify the sender of failures, then
  * remove the files. */
 static void queue_msg_finish(QueueMsg *m) {

@@ -72,6 +72,10 @@ int queue_add(Queue *q, const SpoolEnvelope *env, uint64_t size);
  * (the files could not be removed; m stays). */
 int queue_msg_delete(QueueMsg *m, uid_t by);
 
+/* m's file cannot be read (error): it goes to corrupt/ with a log entry and
+ * leaves the table (at once, or when its jobs in flight end). */
+void queue_msg_corrupt(QueueMsg *m, int error);
+
 /* The message becomes due now (new, recovered, timer fired, flushed). */
 void queue_msg_due(QueueMsg *m);
 

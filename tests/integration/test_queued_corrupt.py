@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A corrupt file in queue/ does not stop tern-queued: it is moved to corrupt/
-(with its state file), logged, listed as corrupt, and the queue keeps working."""
+(with its state file), logged, listed as corrupt, and the queue keeps working;
+at start-up and when a file is damaged while queued runs."""
 
 import os
 
@@ -45,6 +46,26 @@ def test_corrupt_file_is_moved_and_queue_keeps_working():
         t.wait_until(lambda: len(t.delivered()) == 1, what="the new message delivered")
         t.wait_until(lambda: qid not in t.queue_files(), what="the new message removed")
         assert b"still working" in t.delivered()[0]
+        assert t.procs["queued"].poll() is None
+
+
+def test_file_damaged_while_queued_goes_to_corrupt_and_the_queue_goes_on():
+    with harness.Tern(start=("queued",)) as t:
+        with connect(t) as c:
+            bad = submit(c, "alice@remote.example", [f"{t.user}@{t.domain}"], BODY)
+        # Spool files are immutable; this one is damaged behind queued's back.
+        with open(spool_path(t, "queue", bad), "r+b") as f:
+            f.write(b"\xff" * 2048)
+        t.start("deliverd")
+        t.wait_until(lambda: os.path.exists(spool_path(t, "corrupt", bad)),
+                     what="the damaged file moved to corrupt/")
+        assert f"{bad}: queue file is unreadable" in t.log("queued")
+        listed = {e.str(ipc.F_QUEUE_ID): e.str(ipc.F_STATE) for e in queue_list(t)}
+        assert listed == {bad: "corrupt"}, listed
+        with connect(t) as c:
+            good = submit(c, "alice@remote.example", [f"{t.user}@{t.domain}"], BODY)
+        t.wait_until(lambda: len(t.delivered()) == 1, what="the next message delivered")
+        t.wait_until(lambda: good not in t.queue_files(), what="the next message removed")
         assert t.procs["queued"].poll() is None
 
 

@@ -24,6 +24,7 @@
 
 static int local_helper_fd = -EBADF;
 static int local_helper_conn = -EBADF;
+static const char *local_helper_config_path;
 
 int local_helper_watch_fd(void) {
         return local_helper_conn;
@@ -49,6 +50,17 @@ _Noreturn static void helper_serve(const Config *c, int fd) {
         if (!buf || !w)
                 _exit(1);
         (void) signal(SIGCHLD, SIG_DFL);
+        if (local_helper_config_path) {
+                _cleanup_free_ char *dropin = NULL;
+                Config *fresh = NULL;
+                ConfigError e = {};
+
+                /* As reloaded by deliverd (SIGHUP); a file that does not load
+                 * leaves the one deliverd started with, as deliverd does. */
+                if (asprintf(&dropin, "%s.d", local_helper_config_path) >= 0 &&
+                    config_load(local_helper_config_path, dropin, &fresh, &e) >= 0)
+                        c = fresh;
+        }
         local_helper_conn = fd;
         len = ipc_recv(fd, buf, IPC_FRAME_MAX, &body_fd);
         if (len <= 0 || ipc_parse(buf, (size_t) len, &m) < 0 || m.type != IPC_DELIVER || body_fd < 0 ||
@@ -174,7 +186,7 @@ _Noreturn static void helper_main(const Config *c, int sock, pid_t parent) {
         }
 }
 
-int local_helper_start(const Config *c) {
+int local_helper_start(const Config *c, const char *config_path) {
         int sv[2];
         pid_t pid, parent = getpid();
 
@@ -189,10 +201,12 @@ int local_helper_start(const Config *c) {
         }
         if (pid == 0) {
                 (void) close(sv[0]);
+                local_helper_config_path = config_path;
                 helper_main(c, sv[1], parent);
         }
         (void) close(sv[1]);
         local_helper_fd = sv[0];
+        (void) config_path;
         return 0;
 }
 

@@ -8,8 +8,10 @@
 
 /* Forks the helper (call while still privileged). The helper closes every
  * other descriptor, dies with deliverd (PR_SET_PDEATHSIG) and forks one
- * child per request. 0 or -errno. */
-int local_helper_start(const Config *c);
+ * child per request, which reads config_path (and its drop-ins) again, so
+ * that `systemctl reload` reaches local delivery; when that fails it uses c,
+ * the configuration deliverd started with. 0 or -errno. */
+int local_helper_start(const Config *c, const char *config_path);
 
 /* True in deliverd and its workers once the helper runs. */
 bool local_helper_active(void);

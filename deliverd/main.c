@@ -119,7 +119,7 @@ int main(int argc, char *argv[]) {
         fd = listen_socket(config);
         if (fd < 0)
                 return 1;
-        r = sandbox_enter(config);
+        r = sandbox_enter(config, arg_config);
         if (r < 0) {
                 (void) close(fd);
                 return log_error_errno(r, "Cannot reduce capabilities: %m"), 1;

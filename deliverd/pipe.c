@@ -105,12 +105,9 @@ void pipe_deliver(const char *command, const PipeEnv *env, const char *msg, size
                 pipe_exec(command, env, in_r, out_w);
         (void) close(TAKE_FD(in_r));
         (void) close(TAKE_FD(out_w));
+        /* Without pidfd_open (an old kernel, a seccomp filter) the exit is
+         * polled with waitid(WNOWAIT) every 50 ms instead. */
         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                (void) kill(-pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return local_result_errno(res, -errno, "pidfd_open");
-        }
         (void) fcntl(in_w, F_SETFL, O_NONBLOCK);
         if (len == 0)
                 (void) close(TAKE_FD(in_w));
@@ -128,10 +125,17 @@ void pipe_deliver(const char *command, const PipeEnv *env, const char *msg, size
                         timed_out = true;
                         break;
                 }
-                r = poll(p, 3, (int) ((deadline - now + 999) / 1000));
+                r = poll(p, 3, pidfd >= 0 ? (int) ((deadline - now + 999) / 1000)
+                                          : (int) MIN((deadline - now + 999) / 1000, 50u));
                 if (r < 0 && errno != EINTR)
                         break;
-                if (r <= 0)
+                if (pidfd < 0) {
+                        siginfo_t probe = {};
+                        if (waitid(P_PID, (id_t) pid, &probe, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                            probe.si_pid == pid)
+                                p[0].revents = POLLIN;
+                }
+                if (r <= 0 && !p[0].revents)
                         continue;
                 if (p[2].revents) {
                         ssize_t k = write(in_w, msg + written, len - written);

@@ -61,7 +61,7 @@ static int sandbox_keep_only(void) {
         return r;
 }
 
-int sandbox_enter(const Config *c) {
+int sandbox_enter(const Config *c, const char *config_path) {
         cap_t none = NULL;
         uid_t uid;
         gid_t gid;
@@ -80,7 +80,7 @@ int sandbox_enter(const Config *c) {
         r = sandbox_keep_only();
         if (r < 0)
                 return r;
-        r = local_helper_start(c);
+        r = local_helper_start(c, config_path);
         if (r < 0)
                 return r;
 

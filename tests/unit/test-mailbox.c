@@ -32,9 +32,28 @@ static void check_format(const char *body, bool mbox, const char *exp) {
         free(out);
 }
 
+static bool dt(const char *msg, const char *rcpt) {
+        return mailbox_has_delivered_to((const uint8_t *) msg, strlen(msg), rcpt);
+}
+
+/* The Delivered-To: loop check looks at header fields only, whole values,
+ * without case, CRLF or LF. */
+static void test_delivered_to(void) {
+        CHECK(dt("Delivered-To: a@b.example\r\nSubject: x\r\n\r\nbody\r\n", "a@b.example"));
+        CHECK(dt("Subject: x\nDELIVERED-TO:   A@B.example  \n\nbody\n", "a@b.example"));
+        CHECK(!dt("Delivered-To: aa@b.example\r\n\r\n", "a@b.example"));
+        CHECK(!dt("Delivered-To: a@b.example.org\r\n\r\n", "a@b.example"));
+        CHECK(!dt("Subject: x\r\n\r\nDelivered-To: a@b.example\r\n", "a@b.example"));
+        CHECK(!dt("X-Delivered-To: a@b.example\r\n\r\n", "a@b.example"));
+        CHECK(!dt("", "a@b.example"));
+        CHECK(dt("Delivered-To: a@b.example", "a@b.example")); /* no line end at all */
+}
+
 int main(void) {
         char buf[128];
         int r;
+
+        test_delivered_to();
 
         check_path("~/Maildir/", "alice", "/home/alice", 0, "/home/alice/Maildir/");
         check_path("~", "alice", "/home/alice", 0, "/home/alice");

@@ -234,9 +234,18 @@ static void bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, con
         log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
 }
 
+bool bounce_wants_success(const SpoolEnvelope *env) {
+        for (size_t i = 0; i < env->n_rcpts; i++)
+                if (dsn_notify_parse(env->rcpts[i].notify) & DSN_NOTIFY_SUCCESS)
+                        return true;
+        return false;
+}
+
+/* A result that may need a report: a failure, or a success when asked for. */
 static bool bounce_any_final(const QueueMsg *m) {
         for (size_t i = 0; i < m->n_rcpts; i++)
-                if (m->status[i] == DELIVERY_BOUNCED || m->status[i] == DELIVERY_DELIVERED)
+                if (m->status[i] == DELIVERY_BOUNCED ||
+                    (m->dsn_success && m->status[i] == DELIVERY_DELIVERED))
                         return true;
         return false;
 }
@@ -251,7 +260,8 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
         LogField f[] = { { "TERN_QUEUE_ID", m->id } };
         int r;
 
-        /* Most rounds end with nothing to report: no file is read then. */
+        /* Most rounds and messages end with nothing to report: no file is
+         * read then. */
         want_delay = !final && !null_sender && c->delay_warning_usec > 0 &&
                      now >= m->arrival_usec + c->delay_warning_usec;
         if (!want_delay && !bounce_any_final(m))

@@ -18,6 +18,10 @@
  * will send any success notice itself; RFC 3461 5.2.2). */
 void bounce_note_relayed(QueueMsg *m, size_t i);
 
+/* Whether a recipient of env asked for a success report (kept in the
+ * QueueMsg, so that a delivered message needs no file read to know). */
+bool bounce_wants_success(const SpoolEnvelope *env);
+
 /* A round ended with recipients still pending, before its attempt record is
  * written: reports the recipients that failed or succeeded in this round and
  * the delay warning when it is due. Failures are logged, never returned. */

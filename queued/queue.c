@@ -86,6 +86,7 @@ static int queue_msg_new(const SpoolEnvelope *env, const SpoolState *state, uint
                 if (!m->rcpts[i])
                         goto oom;
         }
+        m->dsn_success = bounce_wants_success(env);
         m->size = size;
         m->arrival_usec = env->arrival_usec;
         if (state) {

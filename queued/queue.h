@@ -26,6 +26,7 @@ struct QueueMsg {
         bool *in_flight;                /* part of a job deliverd has now */
         char *last_error;               /* last temporary failure, for listings */
         bool *dsn_relayed;              /* bounce.c: next hop took NOTIFY; NULL: none did */
+        bool dsn_success;               /* bounce.c: a recipient asked for NOTIFY=SUCCESS */
         unsigned attempts;
         uint64_t next_attempt_usec;     /* CLOCK_REALTIME usec */
         bool hold;

@@ -265,6 +265,7 @@ static CommandError parse_bdat(const char *p, size_t n, Command *c) {
         if (i == 0 || i > 20)
                 return COMMAND_SYNTAX;
         c->bdat_size = v;
+        c->bdat_sized = true;
         if (i == n)
                 return COMMAND_OK;
         if (n - i == 5 && p[i] == ' ' && strncasecmp(p + i + 1, "LAST", 4) == 0) {

@@ -63,6 +63,7 @@ typedef struct Command {
         size_t n_params;
         uint64_t bdat_size;/* BDAT: chunk octets (parsed even when the verb is refused) */
         bool bdat_last;    /* BDAT ... LAST */
+        bool bdat_sized;   /* bdat_size was read, even if the rest of the line is wrong */
 } Command;
 
 /* DSN (RFC 3461) NOTIFY keywords, as a bit mask. */

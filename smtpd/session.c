@@ -268,8 +268,13 @@ static void session_command(Session *s, const char *line, size_t len) {
         v = &session_verbs[c.verb];
         if (v->check && v->check(s, &c) != 0)
                 return;
-        if (e != COMMAND_OK)
+        if (e != COMMAND_OK) {
+                /* "BDAT 10 FIRST": the client sends its 10 octets anyway;
+                 * they are data, not commands. */
+                if (c.verb == SMTP_VERB_BDAT && c.bdat_sized)
+                        session_bdat_skip(s, c.bdat_size);
                 reply_parse_error(s, &c, e);
+        }
         else
                 (void) v->proceed(s, &c);
         if (s->n_errors == errors_before)

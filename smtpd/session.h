@@ -132,3 +132,5 @@ int session_data(Session *s, const Command *c);
 int session_bdat(Session *s, const Command *c);
 /* Frees the BDAT state of the transaction (session_data.c). */
 void session_bdat_reset(Session *s);
+/* Reads and drops n octets of a BDAT chunk whose command line was refused. */
+void session_bdat_skip(Session *s, uint64_t n);

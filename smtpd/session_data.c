@@ -267,6 +267,13 @@ void session_bdat_reset(Session *s) {
         s->bdat = NULL;
 }
 
+void session_bdat_skip(Session *s, uint64_t n) {
+        int r = chunk_read(s, NULL, n);
+
+        if (r < 0)
+                read_failed(s, r);
+}
+
 /* Reads and drops a chunk that is refused, then replies. */
 static int bdat_refuse(Session *s, const Command *c, unsigned code, const char *text) {
         int r;

@@ -79,7 +79,8 @@ def test_refused_chunks_are_read_to_their_end():
             c.expect("250 2.1.0 Ok", "503 5.5.1 Error: need RCPT command")
             c.send("BDAT x\r\n")
             c.expect("501 5.5.4 Syntax: BDAT count [LAST]")
-            c.send("BDAT 1 FIRST\r\n")
+            # The size was readable: its octets are skipped, not run as commands.
+            c.send("BDAT 6 FIRST\r\nQUIT\r\n")
             c.expect("501 5.5.4 Syntax: BDAT count [LAST]")
             c.send("RCPT TO:<user@test.example>\r\nBDAT 2\r\nhi")
             c.expect("250 2.1.5 Ok", "250 2.0.0 Ok: 2 octets")

@@ -133,6 +133,10 @@ static void test_bdat(void) {
         CHECK_INT(parse("BDAT -1", &c), COMMAND_SYNTAX);
         CHECK_INT(parse("BDAT 1x", &c), COMMAND_SYNTAX);
         CHECK_INT(parse("BDAT 10 LASTX", &c), COMMAND_SYNTAX);
+        CHECK(c.bdat_sized);
+        CHECK_INT(c.bdat_size, 10);
+        CHECK_INT(parse("BDAT x", &c), COMMAND_SYNTAX);
+        CHECK(!c.bdat_sized);
         CHECK_INT(parse("BDAT 10  LAST", &c), COMMAND_SYNTAX);
         CHECK_INT(parse("BDAT 10 LAST ", &c), COMMAND_SYNTAX);
         CHECK_STREQ(command_verb_to_string(SMTP_VERB_BDAT), "BDAT");

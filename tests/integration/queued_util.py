@@ -1,6 +1,7 @@
 """Helpers for the tern-queued integration tests: submission over IPC (with
 ternipc.py's codec) and a reader of the tinycdb spool files."""
 
+import collections
 import os
 import socket
 import struct
@@ -176,3 +177,73 @@ class FakeDeliverd:
             with self.lock:
                 self.delivered.append((qid, r))
         c.send(ipc.encode(ipc.JOB_DONE, [(ipc.F_JOB, job)]))
+
+
+class RecordingSink:
+    """A threaded SMTP server on 127.0.0.1 that answers 250 to everything and
+    records the X-Crash-Id header of every message it accepts."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.received = collections.Counter()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        for s in [self.sock] + self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            c.sendall(b"220 sink.test ESMTP\r\n")
+            while True:
+                line = f.readline(4096)
+                if not line:
+                    return
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    c.sendall(b"250-sink.test\r\n250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    c.sendall(b"354 go ahead\r\n")
+                    ids = []
+                    while True:
+                        ln = f.readline(65536)
+                        if not ln or ln == b".\r\n":
+                            break
+                        if ln.lower().startswith(b"x-crash-id:"):
+                            ids.append(ln.split(b":", 1)[1].strip().decode())
+                    if not ln:
+                        return  # cut off mid-message: not accepted
+                    with self.lock:
+                        for i in ids:
+                            self.received[i] += 1
+                    c.sendall(b"250 2.0.0 Ok: queued\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+        except OSError:
+            return
+        finally:
+            f.close()
+            c.close()

@@ -13,11 +13,11 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import threading
 import time
 
 import harness
+from queued_util import RecordingSink
 
 # scripts/test.sh sets ASAN_OPTIONS for the sanitizer build, which is several
 # times slower: a smaller load there keeps the test within its time.
@@ -26,76 +26,6 @@ N_MESSAGES = int(os.environ.get("TERN_CRASH_MESSAGES",
 N_KILLS = int(os.environ.get("TERN_CRASH_KILLS", "6"))
 N_CLIENTS = 8
 PER_CONNECTION = 20
-
-
-class RecordingSink:
-    """A threaded SMTP server on 127.0.0.1 that answers 250 to everything and
-    records the X-Crash-Id header of every message it accepts."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.received = collections.Counter()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        for s in [self.sock] + self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        f = c.makefile("rb")
-        try:
-            c.sendall(b"220 sink.test ESMTP\r\n")
-            while True:
-                line = f.readline(4096)
-                if not line:
-                    return
-                verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-sink.test\r\n250 8BITMIME\r\n")
-                elif verb == b"DATA":
-                    c.sendall(b"354 go ahead\r\n")
-                    ids = []
-                    while True:
-                        ln = f.readline(65536)
-                        if not ln or ln == b".\r\n":
-                            break
-                        if ln.lower().startswith(b"x-crash-id:"):
-                            ids.append(ln.split(b":", 1)[1].strip().decode())
-                    if not ln:
-                        return  # cut off mid-message: not accepted
-                    with self.lock:
-                        for i in ids:
-                            self.received[i] += 1
-                    c.sendall(b"250 2.0.0 Ok: queued\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 2.0.0 Bye\r\n")
-                    return
-                else:
-                    c.sendall(b"250 2.0.0 Ok\r\n")
-        except OSError:
-            return
-        finally:
-            f.close()
-            c.close()
 
 
 class Load:

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""tern-queued's scheduling, seen from a stand-in deliverd written here: the
+"""tern-queued's scheduling, seen from a stand-in deliverd written here (and
+once with the real deliverd, a server that never answers and a sink): the
 recipients of one message are split into one job per destination; at most
 DestinationConcurrency jobs go to one destination and at most
 DeliveryConcurrency in all, so a destination that never answers (its jobs
 hang) does not hold back mail to another one."""
 
+import os
+import socket
+import threading
+
 import harness
 import ternipc as ipc
-from queued_util import FakeDeliverd, connect, queue_list, submit
+from queued_util import FakeDeliverd, RecordingSink, connect, queue_list, submit
 
 BODY = b"Subject: schedule\r\n\r\nhello\r\n"
 
@@ -89,6 +94,71 @@ def test_the_default_limits_leave_a_slot_for_other_destinations():
             assert sorted(q for q, _ in fake.delivered) == sorted(live)
         finally:
             fake.close()
+
+
+class Blackhole:
+    """Accepts TCP connections on 127.0.0.1 and never says anything."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self):
+        for s in [self.sock] + self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_real_deliverd_keeps_delivering_while_one_destination_never_answers():
+    hole, sink = Blackhole(), RecordingSink()
+    try:
+        with harness.Tern(start=()) as t:
+            transport = os.path.join(t.dir, "transport")
+            with open(transport, "w") as f:
+                f.write(f"dead.example smtp:[127.0.0.1]:{hole.port}\n"
+                        f"live.example smtp:[127.0.0.1]:{sink.port}\n")
+            with open(os.path.join(t.conf_path + ".d", "60-schedule.conf"), "w") as f:
+                f.write(f"[Queue]\nDeliveryConcurrency = 4\nDestinationConcurrency = 2\n"
+                        f"[Delivery]\nTransportTable = {transport}\nTLSSecurityLevel = none\n"
+                        f"ReplyTimeout = 60s\n")
+            p = t.run_cli(["ternctl", "map", transport])
+            assert p.returncode == 0, p
+            t.start("queued")
+            t.start("deliverd")
+            with connect(t) as c:
+                dead = [submit(c, "a@example.org", [f"u{i}@dead.example"],
+                               b"Subject: dead\r\n\r\nx\r\n") for i in range(4)]
+                t.wait_until(lambda: len(hole.conns) == 2 or "type=MX" in t.log("deliverd"),
+                             what="two connections to the dead server")
+                if "type=MX" in t.log("deliverd"):
+                    hole.close()
+                    raise harness.Skip("this deliverd does not route by TransportTable yet")
+                for i in range(20):
+                    submit(c, "a@example.org", [f"u{i}@live.example"],
+                           f"Subject: live\r\nX-Crash-Id: live{i}\r\n\r\nx\r\n".encode())
+            t.wait_until(lambda: len(sink.received) == 20, what="20 messages at the live sink")
+            assert sorted(t.queue_files()) == sorted(dead)
+            assert len(hole.conns) == 2, "more than DestinationConcurrency connections"
+            # Let the dead server go, so the stop does not wait for it.
+            hole.close()
+    finally:
+        hole.close()
+        sink.close()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "mx.h"
@@ -209,6 +210,17 @@ static int add_addresses(const char *host, uint16_t port, const char *resolver, 
         struct addrinfo *res = NULL;
         uint8_t literal[16];
         int r, added = 0;
+
+        /* RFC 6761 6.3: "localhost" is the loopback address, whatever the
+         * DNS or a missing hosts file (a fresh container) says. */
+        if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0) {
+                static const uint8_t v4[4] = { 127, 0, 0, 1 }, v6[16] = { [15] = 1 };
+                if (*n < MX_TARGETS_MAX)
+                        mx_target_set(&targets[(*n)++], host, AF_INET, v4, port);
+                if (*n < MX_TARGETS_MAX)
+                        mx_target_set(&targets[(*n)++], host, AF_INET6, v6, port);
+                return 2;
+        }
 
         if (!isempty(resolver)) {
                 /* An IP address is itself; a name is the configured server's

@@ -296,6 +296,9 @@ def test_remote_delivery_runs_unprivileged():
 def test_bad_frames_close_the_connection():
     with harness.Tern(start=("deliverd",)) as t:
         pid = t.procs["deliverd"].pid
+        # The socket accepts before the sandbox and the event loop are set up:
+        # count once deliverd says it is ready.
+        t.wait_until(lambda: "Ready, delivering" in t.log("deliverd"), what="deliverd ready")
         fds_before = len(os.listdir(f"/proc/{pid}/fd"))
         qid, fd = spool(t, [f"{t.user}@{t.domain}"])
         # A HELLO carrying a file descriptor.

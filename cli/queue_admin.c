@@ -78,8 +78,9 @@ static int admin_simple(const Config *cfg, uint16_t type, const char *id, bool a
         AdminConn c;
         IpcMsg m;
         uint64_t n = 0;
-        int r;
+        int r, ret;
 
+        /* m points into c.buf: everything is read from it before c goes. */
         r = admin_conn_open(cfg->queued_socket, &c);
         if (r >= 0) {
                 ipc_writer_init(c.w, type);
@@ -89,16 +90,19 @@ static int admin_simple(const Config *cfg, uint16_t type, const char *id, bool a
                         ipc_put_u64(c.w, IPC_F_ALL, 1);
                 r = ipc_call(c.fd, c.w, c.buf, IPC_FRAME_MAX, &m);
         }
-        admin_conn_done(&c);
         if (r < 0)
-                return admin_io_error(cfg, r);
-        if (m.type == IPC_ERROR)
-                return admin_refused(&m);
-        if (m.type != IPC_QUEUE_END)
-                return admin_io_error(cfg, -EBADMSG);
-        (void) ipc_get_u64(&m, IPC_F_COUNT, &n);
-        *count += n;
-        return EXIT_SUCCESS;
+                ret = admin_io_error(cfg, r);
+        else if (m.type == IPC_ERROR)
+                ret = admin_refused(&m);
+        else if (m.type != IPC_QUEUE_END)
+                ret = admin_io_error(cfg, -EBADMSG);
+        else {
+                (void) ipc_get_u64(&m, IPC_F_COUNT, &n);
+                *count += n;
+                ret = EXIT_SUCCESS;
+        }
+        admin_conn_done(&c);
+        return ret;
 }
 
 static void admin_print_time(FILE *f, uint64_t usec) {

@@ -59,7 +59,9 @@ def test_file_damaged_while_queued_goes_to_corrupt_and_the_queue_goes_on():
         t.start("deliverd")
         t.wait_until(lambda: os.path.exists(spool_path(t, "corrupt", bad)),
                      what="the damaged file moved to corrupt/")
-        assert f"{bad}: queue file is unreadable" in t.log("queued")
+        # The file moves first, the log line follows.
+        t.wait_until(lambda: f"{bad}: queue file is unreadable" in t.log("queued"),
+                     what="the damaged file logged")
         listed = {e.str(ipc.F_QUEUE_ID): e.str(ipc.F_STATE) for e in queue_list(t)}
         assert listed == {bad: "corrupt"}, listed
         with connect(t) as c:

@@ -421,6 +421,50 @@ static void test_ids(void) {
         CHECK(delivery_status_to_string(_DELIVERY_STATUS_MAX) == NULL);
 }
 
+/* Group commit: staged files sit in tmp/ until spool_commit, which puts every
+ * one in queue/ and reports each result; a discarded one leaves nothing. */
+static void test_stage_commit(int dirfd) {
+        char ids[3][SPOOL_ID_MAX];
+        SpoolRcpt rcpts[2];
+        SpoolEnvelope e;
+        SpoolStaged st[3], dropped;
+        SpoolFile *f = NULL;
+
+        for (size_t i = 0; i < 3; i++) {
+                spool_new_id(ids[i]);
+                make_envelope(&e, ids[i], rcpts);
+                CHECK_INT(spool_stage(dirfd, &e, "x\r\n", 3, &st[i]), 0);
+                CHECK(st[i].fd >= 0);
+                CHECK_STREQ(st[i].id, ids[i]);
+        }
+        CHECK_INT(count_entries(dirfd, "tmp"), 3);
+        CHECK_INT(spool_open(dirfd, ids[0], &f), -ENOENT); /* not yet in queue/ */
+
+        /* An id already staged is refused at once. */
+        make_envelope(&e, ids[0], rcpts);
+        CHECK_INT(spool_stage(dirfd, &e, NULL, 0, &dropped), -EEXIST);
+
+        {
+                char other[SPOOL_ID_MAX];
+                spool_new_id(other);
+                make_envelope(&e, other, rcpts);
+                CHECK_INT(spool_stage(dirfd, &e, NULL, 0, &dropped), 0);
+        }
+        spool_staged_discard(dirfd, &dropped);
+        CHECK_INT(dropped.fd, -EBADF);
+        CHECK_INT(count_entries(dirfd, "tmp"), 3);
+
+        CHECK_INT(spool_commit(dirfd, st, 3), 0);
+        for (size_t i = 0; i < 3; i++) {
+                CHECK_INT(st[i].result, 0);
+                CHECK_INT(st[i].fd, -EBADF);
+                CHECK_INT(spool_open(dirfd, st[i].id, &f), 0);
+                f = spool_close(f);
+                CHECK_INT(spool_remove(dirfd, st[i].id), 0);
+        }
+        CHECK_INT(count_entries(dirfd, "tmp"), 0);
+}
+
 int main(void) {
         int dirfd;
 
@@ -435,6 +479,7 @@ int main(void) {
 
         test_round_trip(dirfd);
         test_write_rejects(dirfd);
+        test_stage_commit(dirfd);
         test_open_rejects(dirfd);
         test_state_parse();
         test_state_file(dirfd);

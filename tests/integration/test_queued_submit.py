@@ -252,4 +252,33 @@ def test_socket_passed_by_systemd():
         assert 'socket from systemd' in t.log("queued")
 
 
+def test_concurrent_submissions_are_in_queue_when_acknowledged():
+    # Group commit: messages ending together share fsyncs, but each QUEUED
+    # still comes only once its file is in queue/ (and the directory synced).
+    import threading
+    errors = []
+
+    def client(n):
+        try:
+            with connect(t) as c:
+                for i in range(10):
+                    qid = submit(c, "a@example.org", ["b@remote.example"],
+                                 f"Subject: {n}/{i}\r\n\r\nx\r\n".encode())
+                    env = cdb_read(spool_path(t, "queue", qid))
+                    assert env["id"].decode() == qid, env
+                    assert not os.path.exists(spool_path(t, "tmp", qid)), qid
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    with harness.Tern(start=("queued",)) as t:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert errors == [], errors
+        assert len(t.queue_files()) == 200
+        assert os.listdir(spool_path(t, "tmp")) == []
+
+
 harness.main(globals())

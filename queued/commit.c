@@ -101,7 +101,8 @@ int commit_new(Queue *q, Commit **ret) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time(q->event, &c->timer, CLOCK_MONOTONIC, 0, 0, on_timer, c);
+                /* Accuracy 1 ms: the default (250 ms) would defeat the bound. */
+                r = sd_event_add_time(q->event, &c->timer, CLOCK_MONOTONIC, 0, 1000u, on_timer, c);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
         if (r < 0) {

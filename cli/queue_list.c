@@ -101,13 +101,20 @@ static void queue_print_human(QueuePrinter *p, const QueueEntry *e) {
         if (p->n == 0)
                 fprintf(p->f, "%-14s %8s %-20s %s\n", "-Queue ID-", "--Size--",
                         "----Arrival Time----", "-Sender/Recipient-------");
-        if (localtime_r(&t, &tm))
+        /* incoming and corrupt entries come without envelope: no time. */
+        if (e->arrival_usec > 0 && localtime_r(&t, &tm))
                 (void) strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
         /* Postfix's marks: '*' being delivered, '!' on hold. */
         if (streq_ptr(e->state, "active"))
                 flag = '*';
         else if (streq_ptr(e->state, "hold"))
                 flag = '!';
+        if (streq_ptr(e->state, "incoming") || streq_ptr(e->state, "corrupt")) {
+                fprintf(p->f, "%-13s%c %8" PRIu64 " %-19.19s  (%s)\n", e->id, flag, e->size, when,
+                        e->state);
+                fputc('\n', p->f);
+                return;
+        }
         fprintf(p->f, "%-13s%c %8" PRIu64 " %-19.19s  %s\n", e->id, flag, e->size, when,
                 isempty(e->sender) ? "MAILER-DAEMON" : e->sender);
         if (!isempty(e->error))

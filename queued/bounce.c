@@ -5,7 +5,9 @@
  * appended, so a result recorded after the last "A" is one not yet reported,
  * and a delay warning was sent iff an attempt was recorded after the warning
  * time. A crash between the report and the "A" record can repeat a report,
- * never lose one. Whether the next hop took the DSN request is kept in memory
+ * never lose one; a report that cannot be queued (a full spool) is tried
+ * again: queue.c leaves that round's "A" record out, or keeps the finished
+ * message. Whether the next hop took the DSN request is kept in memory
  * only: after a crash in that window a success notice may go out that the
  * next hop also sends. */
 #include <inttypes.h>
@@ -136,7 +138,7 @@ static int bounce_queue_report(Queue *q, QueueMsg *m, const BounceInput *in, Dsn
         spool_new_id(id);
         out = open_memstream(&text, &text_len);
         if (!out)
-                return log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: cannot write the %s, it is lost: %m",
+                return log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: cannot write the %s, will retry: %m",
                                         m->id, what[kind]);
         r = dsn_report_write(out, &report);
         if (fclose(out) != 0 && r >= 0)
@@ -150,7 +152,7 @@ static int bounce_queue_report(Queue *q, QueueMsg *m, const BounceInput *in, Dsn
                 r = spool_write(q->spool_fd, &env, text, text_len);
         }
         if (r < 0)
-                return log_fields_errno(LOG_ERR, r, f, "%s: cannot queue the %s, it is lost: %m", m->id,
+                return log_fields_errno(LOG_ERR, r, f, "%s: cannot queue the %s, will retry: %m", m->id,
                                         what[kind]);
         {
                 LogField g[] = {
@@ -217,21 +219,19 @@ static DsnAction bounce_success_action(const Config *c, const char *rcpt, const 
 }
 
 /* A report of ours failed: postmaster gets one copy, a failed copy is dropped. */
-static void bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, const DsnRcpt *failed,
-                               size_t n, uint64_t now) {
+static int bounce_null_sender(Queue *q, QueueMsg *m, const BounceInput *in, const DsnRcpt *failed,
+                              size_t n, uint64_t now) {
         const char *proto = in->have_env ? in->env.proto : NULL;
         LogField f[] = { { "TERN_QUEUE_ID", m->id } };
 
-        if (proto && streq(proto, BOUNCE_PROTO)) {
-                (void) bounce_queue_report(q, m, in, DSN_KIND_POSTMASTER, "postmaster", failed, n, now);
-                return;
-        }
-        if (proto && streq(proto, BOUNCE_PROTO_POSTMASTER)) {
+        if (proto && streq(proto, BOUNCE_PROTO))
+                return bounce_queue_report(q, m, in, DSN_KIND_POSTMASTER, "postmaster", failed, n, now);
+        if (proto && streq(proto, BOUNCE_PROTO_POSTMASTER))
                 log_fields(LOG_WARNING, f, "%s: undeliverable postmaster notification discarded", m->id);
-                return;
-        }
-        /* RFC 5321 4.5.5: never answer the null sender. */
-        log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
+        else
+                /* RFC 5321 4.5.5: never answer the null sender. */
+                log_fields(LOG_INFO, f, "%s: no non-delivery notification to the null sender", m->id);
+        return 0;
 }
 
 bool bounce_wants_success(const SpoolEnvelope *env) {
@@ -250,7 +250,7 @@ static bool bounce_any_final(const QueueMsg *m) {
         return false;
 }
 
-static void bounce_report(Queue *q, QueueMsg *m, bool final) {
+static int bounce_report(Queue *q, QueueMsg *m, bool final) {
         _cleanup_(bounce_input_done) BounceInput in = {};
         _cleanup_free_ DsnRcpt *failed = NULL, *success = NULL, *delayed = NULL;
         const Config *c = q->config;
@@ -258,28 +258,28 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
         uint64_t now = now_usec();
         bool null_sender = isempty(m->sender), want_delay;
         LogField f[] = { { "TERN_QUEUE_ID", m->id } };
-        int r;
+        int r, k;
 
         /* Most rounds and messages end with nothing to report: no file is
          * read then. */
         want_delay = !final && !null_sender && c->delay_warning_usec > 0 &&
                      now >= m->arrival_usec + c->delay_warning_usec;
         if (!want_delay && !bounce_any_final(m))
-                return;
+                return 0;
 
         r = bounce_input_load(q, m, &in);
         if (r < 0) {
+                /* Not a passing condition: retrying would keep the message forever. */
                 log_fields_errno(LOG_ERR, r, f, "%s: cannot read the state file, no delivery status "
                                  "notification: %m", m->id);
-                return;
+                return 0;
         }
         failed = new0(DsnRcpt, m->n_rcpts);
         success = new0(DsnRcpt, m->n_rcpts);
         delayed = new0(DsnRcpt, m->n_rcpts);
-        if (!failed || !success || !delayed) {
-                log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: no delivery status notification: %m", m->id);
-                return;
-        }
+        if (!failed || !success || !delayed)
+                return log_fields_errno(LOG_ERR, -ENOMEM, f, "%s: no delivery status notification yet, "
+                                        "will retry: %m", m->id);
 
         /* Once per message, at the first round that ends after the warning
          * time; never for reports (null sender) or when the message is done. */
@@ -319,23 +319,29 @@ static void bounce_report(Queue *q, QueueMsg *m, bool final) {
                 }
         }
 
+        /* Each kind is tried even when one failed; the first error is returned. */
+        r = 0;
         if (n_failed > 0) {
-                if (null_sender)
-                        bounce_null_sender(q, m, &in, failed, n_failed, now);
-                else
-                        (void) bounce_queue_report(q, m, &in, DSN_KIND_FAILURE, m->sender, failed,
-                                                   n_failed, now);
+                k = null_sender ? bounce_null_sender(q, m, &in, failed, n_failed, now)
+                                : bounce_queue_report(q, m, &in, DSN_KIND_FAILURE, m->sender, failed,
+                                                      n_failed, now);
+                r = r < 0 ? r : k;
         }
-        if (n_delayed > 0)
-                (void) bounce_queue_report(q, m, &in, DSN_KIND_DELAY, m->sender, delayed, n_delayed, now);
-        if (n_success > 0)
-                (void) bounce_queue_report(q, m, &in, DSN_KIND_SUCCESS, m->sender, success, n_success, now);
+        if (n_delayed > 0) {
+                k = bounce_queue_report(q, m, &in, DSN_KIND_DELAY, m->sender, delayed, n_delayed, now);
+                r = r < 0 ? r : k;
+        }
+        if (n_success > 0) {
+                k = bounce_queue_report(q, m, &in, DSN_KIND_SUCCESS, m->sender, success, n_success, now);
+                r = r < 0 ? r : k;
+        }
+        return r;
 }
 
-void bounce_round_done(Queue *q, QueueMsg *m) {
-        bounce_report(q, m, false);
+int bounce_round_done(Queue *q, QueueMsg *m) {
+        return bounce_report(q, m, false);
 }
 
-void bounce_maybe_send(Queue *q, QueueMsg *m) {
-        bounce_report(q, m, true);
+int bounce_maybe_send(Queue *q, QueueMsg *m) {
+        return bounce_report(q, m, true);
 }

@@ -24,12 +24,15 @@ bool bounce_wants_success(const SpoolEnvelope *env);
 
 /* A round ended with recipients still pending, before its attempt record is
  * written: reports the recipients that failed or succeeded in this round and
- * the delay warning when it is due. Failures are logged, never returned. */
-void bounce_round_done(Queue *q, QueueMsg *m);
+ * the delay warning when it is due. Returns 0, or -errno (logged) when a
+ * report could not be queued: the caller then leaves the attempt record out,
+ * so that the next round reports again. */
+int bounce_round_done(Queue *q, QueueMsg *m);
 
 /* Every recipient of m is final (before its files are removed): reports the
- * recipients not yet reported. Failures are logged, never returned. */
-void bounce_maybe_send(Queue *q, QueueMsg *m);
+ * recipients not yet reported. Returns 0, or -errno (logged) when a report
+ * could not be queued: the caller keeps the message and calls again later. */
+int bounce_maybe_send(Queue *q, QueueMsg *m);
 
 /* How long m may stay in the queue: BounceQueueLifetime for mail with the
  * null sender (reports), MaxQueueLifetime for the rest, as Postfix does. */

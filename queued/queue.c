@@ -210,7 +210,17 @@ static void queue_msg_finish(QueueMsg *m) {
         };
         int r;
 
-        bounce_maybe_send(q, m);
+        r = bounce_maybe_send(q, m);
+        if (r < 0) {
+                /* A report could not be queued (a full spool): keep the
+                 * message, whose results say what to report, and try again. */
+                m->waiting = true;
+                if (schedule_at(m, now_usec() + schedule_backoff_usec(q->config, m->attempts + 1)) >= 0)
+                        return;
+                m->waiting = false;
+                log_error("%s: cannot arm the retry timer, the delivery status notification is lost",
+                          m->id);
+        }
         r = spool_remove(q->spool_fd, m->id);
         if (r < 0 && r != -ENOENT) {
                 /* Every result is recorded, so a restart will not deliver again;
@@ -274,11 +284,12 @@ void queue_msg_round_done(QueueMsg *m) {
                 queue_msg_finish(m);
                 return;
         }
-        /* Reports first: the attempt record marks what they covered. */
-        bounce_round_done(q, m);
+        /* Reports first: the attempt record marks what they covered, so one
+         * that could not be queued is left out of it and tried again. */
+        bool reported = bounce_round_done(q, m) >= 0;
         m->attempts++;
         next = now + schedule_backoff_usec(q->config, m->attempts);
-        r = spool_state_append_attempt(q->spool_fd, m->id, now, next);
+        r = reported ? spool_state_append_attempt(q->spool_fd, m->id, now, next) : 0;
         if (r < 0)
                 log_warning_errno(r, "%s: cannot record the delivery attempt, ignoring: %m", m->id);
         m->next_attempt_usec = next;

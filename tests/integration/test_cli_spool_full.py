@@ -4,14 +4,19 @@ in a private mount namespace (unshare -m, so nothing on the host is touched).
 A message that does not fit is refused with 452 4.3.1 "Insufficient system
 storage" (sendmail: the reason on stderr and EX_TEMPFAIL; smtpd: the same
 reply to the client), nothing is left half-written in tmp/ or queue/, and mail
-that fits is taken again as soon as there is room."""
+that fits is taken again as soon as there is room. A bounce that cannot be
+queued is not lost: the original stays until there is room for it."""
 
 import os
 import shutil
 import smtplib
 import subprocess
 
+import threading
+
 import harness
+import ternipc as ipc
+from dsn_util import FakeDeliverd, local_ok, reports, submit
 
 EX_TEMPFAIL = 75
 TMPFS_SIZE = 512 * 1024
@@ -90,6 +95,55 @@ def test_full_filesystem_gives_smtp_clients_452_4_3_1():
         with t.smtp() as s:
             s.sendmail(f"{t.user}@{t.domain}", [f"{t.user}@{t.domain}"], b"Subject: room\r\n\r\nhi\r\n")
         assert len(spool_files(spool)["queue"]) == 1
+
+
+def fill(spool, leave=0):
+    """Fills the file system, then frees `leave` bytes again."""
+    path = os.path.join(spool, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == 28, e
+    finally:
+        os.close(fd)
+    if leave:
+        os.truncate(path, max(0, os.path.getsize(path) - leave))
+    return path
+
+
+def test_a_bounce_that_does_not_fit_is_retried_and_the_original_kept():
+    gate = threading.Event()
+
+    def policy(rcpt, env):
+        if rcpt == "fail@remote.example":
+            gate.wait(30)
+            return ipc.BOUNCED, "5.1.1", "user unknown", "mx.remote.example[192.0.2.1]:25", False
+        return local_ok(rcpt, env)
+
+    with harness.Tern(conf="[Queue]\nMinBackoff = 1s\nMaxBackoff = 1s\n", start=()) as t:
+        fake = FakeDeliverd(t, policy)
+        try:
+            spool = start_queued_on_tmpfs(t)
+            qid = submit(t, "alice@client.example", ["fail@remote.example"],
+                         b"Subject: bounce me\r\n\r\n" + b"x" * 20000 + b"\r\n")
+            # One page left: the result is recorded, the report does not fit.
+            filler = fill(spool, leave=4096)
+            gate.set()
+            t.wait_until(lambda: f"{qid}: cannot queue the sender non-delivery notification, will retry"
+                         in t.log("queued"), what="the failed report")
+            assert spool_files(spool)["queue"] == [qid, qid + ".st"], spool_files(spool)
+            assert spool_files(spool)["tmp"] == []
+            assert reports(fake, "alice@client.example") == []
+            os.unlink(filler)
+            (rep,) = t.wait_until(lambda: reports(fake, "alice@client.example"), what="the report")
+            assert [r["Status"] for r in rep[2]] == ["5.1.1"]
+            t.wait_until(lambda: f"{qid}: removed" in t.log("queued"), what="the original removed")
+            assert spool_files(spool)["tmp"] == []
+        finally:
+            gate.set()
+            fake.close()
 
 
 harness.main(globals())

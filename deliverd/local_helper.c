@@ -50,17 +50,6 @@ _Noreturn static void helper_serve(const Config *c, int fd) {
         if (!buf || !w)
                 _exit(1);
         (void) signal(SIGCHLD, SIG_DFL);
-        if (local_helper_config_path) {
-                _cleanup_free_ char *dropin = NULL;
-                Config *fresh = NULL;
-                ConfigError e = {};
-
-                /* As reloaded by deliverd (SIGHUP); a file that does not load
-                 * leaves the one deliverd started with, as deliverd does. */
-                if (asprintf(&dropin, "%s.d", local_helper_config_path) >= 0 &&
-                    config_load(local_helper_config_path, dropin, &fresh, &e) >= 0)
-                        c = fresh;
-        }
         local_helper_conn = fd;
         len = ipc_recv(fd, buf, IPC_FRAME_MAX, &body_fd);
         if (len <= 0 || ipc_parse(buf, (size_t) len, &m) < 0 || m.type != IPC_DELIVER || body_fd < 0 ||
@@ -158,6 +147,8 @@ _Noreturn static void helper_main(const Config *c, int sock, pid_t parent) {
         sock = 3;
         /* Children are reaped by the kernel; each serving child resets it. */
         (void) signal(SIGCHLD, SIG_IGN);
+        Config *reloaded = NULL;
+
         for (;;) {
                 int conn = -EBADF;
                 ssize_t len = ipc_recv(sock, buf, IPC_FRAME_MAX, &conn);
@@ -176,6 +167,22 @@ _Noreturn static void helper_main(const Config *c, int sock, pid_t parent) {
                 if (ipc_parse(buf, (size_t) len, &m) < 0 || m.type != IPC_HELLO) {
                         (void) close(conn);
                         continue;
+                }
+                /* The configuration as reloaded by deliverd (SIGHUP), read here in
+                 * the long-lived helper so that a file that does not load keeps
+                 * the last one that did, as deliverd does (not the one it
+                 * started with). */
+                if (local_helper_config_path) {
+                        _cleanup_free_ char *dropin = NULL;
+                        Config *fresh = NULL;
+                        ConfigError e = {};
+
+                        if (asprintf(&dropin, "%s.d", local_helper_config_path) >= 0 &&
+                            config_load(local_helper_config_path, dropin, &fresh, &e) >= 0) {
+                                config_free(reloaded);
+                                reloaded = fresh;
+                                c = fresh;
+                        }
                 }
                 pid = fork();
                 if (pid == 0) {

@@ -89,6 +89,28 @@ def journal_log(t):
     if ctl(t.c, "log", "NOSUCHID", check=False).returncode != 1:
         raise Failure("ternctl log of an unknown id did not fail")
 
+    log("ternctl log --follow: a delivery shows up live")
+    follow = subprocess.Popen(["nsenter", "-t", str(t.c.pid), "-a", "ternctl", "log", "--follow"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = follow.stdout.readline()  # the recent history comes first
+        if f"{qid}: " not in first and "tern-" not in first:
+            raise Failure(f"ternctl log --follow printed {first!r}")
+        live = t.send_swaks("followed message")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = follow.stdout.readline()
+            if not line:
+                raise Failure("ternctl log --follow ended: " + follow.stderr.read())
+            if f"{live}: to=<alice@localhost>, relay=local" in line and "status=sent" in line:
+                log("  " + line.rstrip())
+                break
+        else:
+            raise Failure("the live delivery did not show in ternctl log --follow")
+    finally:
+        follow.kill()
+        follow.wait()
+
     log("journalctl -x: the catalog explains a delivery")
     t.c.run(["journalctl", "--update-catalog"])
     r = t.c.run(["journalctl", "--no-pager", "-x", f"MESSAGE_ID={LOG_MID_DELIVERED}",

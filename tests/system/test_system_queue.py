@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""System test of tern-queued under a real systemd, in systemd-nspawn (the
+Container of test_system.py):
+
+  - `systemctl status` shows queued's STATUS= line with the queue counts, and
+    the unit runs with its watchdog (WatchdogSec=) without being killed;
+  - with deliverd stopped, a message is put on hold with ternctl; `systemctl
+    stop tern-queued.service` ends it cleanly (Result=success, exit 0, the
+    STOPPING and "Stopped" log lines), the message stays queued and held
+    across the restart, and `ternctl queue release` has it delivered;
+  - `ternctl queue show` and `--json` describe it; an unprivileged user may
+    list the queue but not change it.
+
+Needs root and systemd-nspawn; exits 77 otherwise (as test_system.py)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_system as ts  # noqa: E402
+from test_system import Container, Failure, SystemTest, log, wait_until  # noqa: E402
+
+
+def show(c, prop, unit="tern-queued.service"):
+    return c.run(["systemctl", "show", "-p", prop, "--value", unit]).stdout.strip()
+
+
+def status_and_watchdog(t):
+    c = t.c
+    log("STATUS= and the watchdog")
+    text = wait_until(lambda: (lambda s: s if re.match(r"\d+ queued, \d+ active, \d+ deferred, "
+                                                       r"\d+ held; ", s) else None)(
+        show(c, "StatusText")), 20, "queued's STATUS= in systemctl show")
+    log(f"  StatusText={text}")
+    wd = show(c, "WatchdogUSec")
+    log(f"  WatchdogUSec={wd}")
+    if wd in ("0", "infinity", ""):
+        raise Failure(f"tern-queued.service runs without a watchdog (WatchdogUSec={wd})")
+
+
+def hold_stop_release(t):
+    c = t.c
+    log("hold, systemctl stop, start, release")
+    c.run(["systemctl", "stop", "tern-deliverd.service", "tern-deliverd.socket"])
+    subject = "held across a stop"
+    qid = t.send_smtplib(subject)
+    r = c.run(["ternctl", "queue", "hold", qid])
+    if r.stdout != "hold: 1 message put on hold\n":
+        raise Failure(f"ternctl queue hold: {r.stdout}{r.stderr}")
+    wait_until(lambda: re.search(r"\b1 held\b", show(c, "StatusText")), 20,
+               "STATUS= counting the held message")
+    pid = show(c, "MainPID")
+    c.run(["systemctl", "stop", "tern-queued.service"])
+    result, status = show(c, "Result"), show(c, "ExecMainStatus")
+    log(f"  stopped: Result={result} ExecMainStatus={status}")
+    if result != "success" or status != "0":
+        raise Failure(f"tern-queued.service did not stop cleanly: Result={result}, "
+                      f"ExecMainStatus={status}")
+    j = c.run(["journalctl", "--no-pager", "-o", "cat", f"_PID={pid}"]).stdout
+    if "Stopping: no new messages or deliveries" not in j or \
+            "Stopped; 1 message stay queued" not in j:
+        raise Failure(f"queued's stop is not in the journal:\n{j}")
+    if not t.spool_has(qid):
+        raise Failure(f"{qid} is gone from the spool after the stop")
+    c.run(["systemctl", "start", "tern-queued.service", "tern-deliverd.socket"])
+    out = c.run(["ternctl", "queue"]).stdout
+    if not re.search(rf"^{qid}!", out, re.M):
+        raise Failure(f"{qid} is not listed on hold after the restart:\n{out}")
+    shown = c.run(["ternctl", "queue", "show", qid]).stdout
+    log("  ternctl queue show:\n" + "\n".join("    " + ln for ln in shown.splitlines()))
+    if not shown.startswith(f"Queue ID:     {qid}\nState:        hold\n") or \
+            f"Subject: {subject}" not in shown:
+        raise Failure(f"ternctl queue show {qid}:\n{shown}")
+    d = json.loads(c.run(["ternctl", "queue", "show", qid, "--json"]).stdout)
+    if d["state"] != "hold" or d["recipients"][0]["address"] != ts.RCPT:
+        raise Failure(f"ternctl queue show --json: {d}")
+    uid = c.run(["id", "-u", "alice"]).stdout.strip()
+    gid = c.run(["id", "-g", "alice"]).stdout.strip()
+    as_alice = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--",
+                "/usr/local/sbin/ternctl"]
+    r = c.run(as_alice + ["queue"], check=False)
+    if r.returncode != 0 or qid not in r.stdout:
+        raise Failure(f"alice cannot list the queue: {r.stdout}{r.stderr}")
+    r = c.run(as_alice + ["queue", "release", qid], check=False)
+    if r.returncode != 1 or "Permission denied" not in r.stderr:
+        raise Failure(f"alice could release a message: {r.returncode} {r.stdout}{r.stderr}")
+    if t.delivered().get(subject):
+        raise Failure(f"{subject}: delivered while on hold")
+    c.run(["ternctl", "queue", "release", qid])
+    msgs = t.wait_delivered(subject)
+    t.check_bytes(msgs[0], subject, qid)
+    wait_until(t.spool_empty, 30, "the queue to empty")
+    log(f"  {qid}: held across a stop and a start, delivered once released")
+
+
+def main():
+    if os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("swaks"):
+        print("system-test-queue: needs root, systemd-nspawn and swaks; skipped")
+        return ts.SKIP
+    build = os.environ.get("TERN_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "../../build")
+    missing = [b for b in ts.BINARIES if not os.path.exists(os.path.join(build, b))]
+    if missing:
+        print(f"system-test-queue: not built yet: {', '.join(missing)}; skipped")
+        return ts.SKIP
+
+    started = time.monotonic()
+    stage = tempfile.mkdtemp(prefix="tern-system-queue-")
+    os.chmod(stage, 0o755)
+    c = Container(stage, f"tern-queue-{os.getpid()}")
+    t = None
+    ok = False
+    try:
+        r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", stage],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure(f"meson install failed:\n{r.stdout}{r.stderr}")
+        c.boot()
+        t = SystemTest(c)
+        c.run(["useradd", "--create-home", "--shell", "/bin/sh", "alice"])
+        c.run(["chmod", "0700", "/home/alice"])
+        t.start()
+        status_and_watchdog(t)
+        hold_stop_release(t)
+        t.no_failed_units()
+        ok = True
+    except Failure as e:
+        print(f"system-test-queue: FAIL: {e}", flush=True)
+        if t is not None and c.proc is not None and c.proc.poll() is None:
+            t.dump_logs()
+    finally:
+        c.stop()
+        shutil.rmtree(stage, ignore_errors=True)
+    log(f"{'passed' if ok else 'failed'} in {time.monotonic() - started:.1f}s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

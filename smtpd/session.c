@@ -60,18 +60,24 @@ int session_reply(Session *s, unsigned code, const char *fmt, ...) {
 
 int session_reject(Session *s, const char *stage, const char *rcpt, unsigned code,
                    const char *fmt, ...) {
-        char text[IO_REPLY_MAX], to[SESSION_PATH_MAX + 8] = "";
+        char text[IO_REPLY_MAX], to[SESSION_PATH_MAX + 8] = "", dsn[16] = "";
         va_list ap;
         LogField fields[] = {
                 { "MESSAGE_ID", LOG_MID_REJECT },
                 { "TERN_FROM", s->in_transaction ? s->sender : NULL },
                 { "TERN_RCPT", rcpt },
                 { "TERN_STATUS", "reject" },
+                { "TERN_DSN", NULL },
         };
 
         va_start(ap, fmt);
         (void) vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
+        /* The reply text starts with its enhanced status code ("5.7.1 ..."). */
+        if (text[0] >= '2' && text[0] <= '5' && text[1] == '.' && strcspn(text, " ") < sizeof(dsn)) {
+                memcpy(dsn, text, strcspn(text, " "));
+                fields[4].value = dsn;
+        }
         queue_client_note_reject(s->queue, stage, text);
         if (rcpt)
                 (void) snprintf(to, sizeof(to), " to=<%s>", rcpt);

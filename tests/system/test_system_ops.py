@@ -111,6 +111,20 @@ def journal_log(t):
         follow.kill()
         follow.wait()
 
+    log("a rejection is one entry with TERN_DSN, counted by the metrics")
+    r = t.c.run(["python3", "-c", "import smtplib\n"
+                 "s = smtplib.SMTP('127.0.0.1', 25)\ns.ehlo('client.test')\n"
+                 "s.mail('sender@example.org')\nprint(s.rcpt('nosuchuser@localhost')[0])\ns.quit()"])
+    if r.stdout.strip() != "550":
+        raise Failure(f"RCPT to an unknown user: {r.stdout}")
+    rej = wait_until(lambda: t.c.run(["journalctl", "--no-pager", "-o", "cat",
+                                      "MESSAGE_ID=4f2b8a7e0c6d4b1e9a3f5c7d2e1b0a92", "TERN_DSN=5.1.1",
+                                      "TERN_RCPT=nosuchuser@localhost"]).stdout.strip(), 20,
+                     "the rejection in the journal")
+    log("  " + rej)
+    if "reject: RCPT from " not in rej:
+        raise Failure(f"not a Postfix-shaped rejection: {rej}")
+
     log("journalctl -x: the catalog explains a delivery")
     t.c.run(["journalctl", "--update-catalog"])
     r = t.c.run(["journalctl", "--no-pager", "-x", f"MESSAGE_ID={LOG_MID_DELIVERED}",
@@ -136,6 +150,8 @@ def metrics(t):
     key = 'tern_deliveries_total{transport="local",status="delivered"}'
     if metric(text, key) < 2 or metric(text, key) != metric(stats, key):
         raise Failure(f"{key}: http {metric(text, key)}, ternctl stats {metric(stats, key)}")
+    if metric(text, 'tern_messages_rejected_total{stage="RCPT",dsn="5.1.1"}') != 1:
+        raise Failure("the rejection is not counted")
     if metric(text, "tern_messages_received_total") < 2:
         raise Failure("tern_messages_received_total below 2")
     sessions = metric(text, 'tern_smtpd_sessions_total{tls="no"}')

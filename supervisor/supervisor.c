@@ -1,0 +1,339 @@
+/* tern-smtpd-supervisor: the alternative socket mode (docs/hardening.md).
+ *
+ * systemd still owns the listening sockets (Accept=no; they reach us as
+ * LISTEN_FDS with their FileDescriptorName=), and every connection still gets
+ * its own smtpd process, sandboxed by smtpd itself (seccomp, no capabilities).
+ * What changes is who forks it: PID 1 spends several milliseconds of its own
+ * CPU on each Accept=yes instance (a unit, a cgroup, the unit's namespaces),
+ * which caps the connection rate of the whole machine. Here the namespaces
+ * and the unit's restrictions are built once, when the supervisor starts, and
+ * each connection costs one fork() and one execve(), which inherit them.
+ *
+ *   tern-smtpd-supervisor [--max-connections N] [--max-per-source N]
+ *                         [--] /path/tern-smtpd [ARGS...]
+ *
+ * The child gets the connection on fd 0 and 1 (as under Accept=yes) and
+ * "--role NAME" appended, NAME being the listening socket's
+ * FileDescriptorName= (smtp, submission, submissions). Above a limit the
+ * connection is closed at once, as systemd does with MaxConnections= and
+ * MaxConnectionsPerSource=; the client retries later. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SUPERVISOR_LISTEN_MAX 8
+#define SUPERVISOR_NAME_MAX 32
+#define SUPERVISOR_ARGV_MAX 64
+#define SUPERVISOR_CHILDREN_MAX 4096
+
+typedef struct SupervisorChild {
+        pid_t pid;
+        struct sockaddr_storage addr;   /* the client's address, port zeroed */
+} SupervisorChild;
+
+typedef struct Supervisor {
+        int listen_fds[SUPERVISOR_LISTEN_MAX];
+        char names[SUPERVISOR_LISTEN_MAX][SUPERVISOR_NAME_MAX];
+        size_t n_listen;
+        unsigned max_connections;
+        unsigned max_per_source;
+        SupervisorChild *children;      /* max_connections slots; pid 0 = free */
+        unsigned n_children;
+        char **child_argv;              /* program, its arguments, "--role", NAME, NULL */
+        time_t refused_logged;          /* last second a refusal was logged */
+        unsigned refused_unlogged;      /* refusals since then, not logged */
+        size_t role_index;              /* where NAME goes */
+} Supervisor;
+
+/* The address part of a peer, for comparing sources (the port differs
+ * between connections of one client). */
+static bool supervisor_same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+        if (a->ss_family != b->ss_family)
+                return false;
+        if (a->ss_family == AF_INET)
+                return ((const struct sockaddr_in *) a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *) b)->sin_addr.s_addr;
+        if (a->ss_family == AF_INET6)
+                return memcmp(&((const struct sockaddr_in6 *) a)->sin6_addr,
+                              &((const struct sockaddr_in6 *) b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+        return true; /* AF_UNIX and others: one source */
+}
+
+static unsigned supervisor_count_source(const SupervisorChild *children, size_t n,
+                                        const struct sockaddr_storage *addr) {
+        unsigned count = 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (children[i].pid > 0 && supervisor_same_source(&children[i].addr, addr))
+                        count++;
+        return count;
+}
+
+static int supervisor_listen_fds(Supervisor *s) {
+        const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+        const char *names = getenv("LISTEN_FDNAMES");
+        char *end;
+        long n;
+
+        if (!pid || !fds || strtol(pid, NULL, 10) != (long) getpid())
+                return -ENOENT;
+        errno = 0;
+        n = strtol(fds, &end, 10);
+        if (errno || *end || n <= 0 || n > SUPERVISOR_LISTEN_MAX)
+                return -EINVAL;
+        for (long i = 0; i < n; i++) {
+                int fd = 3 + (int) i;
+                const char *name = "smtp";
+                size_t len = strlen(name);
+
+                /* LISTEN_FDNAMES is colon-separated, one name per fd. */
+                if (names) {
+                        const char *p = names, *colon;
+                        for (long j = 0; j < i && p; j++) {
+                                colon = strchr(p, ':');
+                                p = colon ? colon + 1 : NULL;
+                        }
+                        if (p) {
+                                colon = strchr(p, ':');
+                                name = p;
+                                len = colon ? (size_t) (colon - p) : strlen(p);
+                        }
+                }
+                if (len == 0 || len >= SUPERVISOR_NAME_MAX)
+                        return -EINVAL;
+                memcpy(s->names[i], name, len);
+                s->names[i][len] = 0;
+                if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+                    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                        return -errno;
+                s->listen_fds[i] = fd;
+        }
+        s->n_listen = (size_t) n;
+        (void) unsetenv("LISTEN_PID");
+        (void) unsetenv("LISTEN_FDS");
+        (void) unsetenv("LISTEN_FDNAMES");
+        return 0;
+}
+
+/* In the child: the connection on 0 and 1, default signal state, exec. */
+static _Noreturn void supervisor_exec_child(Supervisor *s, int conn, const char *role) {
+        sigset_t none;
+
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(conn, STDIN_FILENO) < 0 || dup2(conn, STDOUT_FILENO) < 0)
+                _exit(EXIT_FAILURE);
+        /* accept4() gave a non-blocking, close-on-exec fd; dup2 clears
+         * close-on-exec, smtpd expects a blocking socket as inetd gives. */
+        (void) fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) & ~O_NONBLOCK);
+        s->child_argv[s->role_index] = (char *) role;
+        execv(s->child_argv[0], s->child_argv);
+        _exit(127);
+}
+
+static SupervisorChild *supervisor_free_slot(Supervisor *s) {
+        for (unsigned i = 0; i < s->max_connections; i++)
+                if (s->children[i].pid == 0)
+                        return &s->children[i];
+        return NULL;
+}
+
+/* A flood of connections over a limit must not become a flood of log
+ * entries: at most one per second, saying how many were not logged. */
+static void supervisor_log_refusal(Supervisor *s, const char *name, const char *why) {
+        time_t now = time(NULL);
+
+        if (now == s->refused_logged) {
+                s->refused_unlogged++;
+                return;
+        }
+        log_warning("%s: connection refused: %s (and %u more refusals not logged)", name, why,
+                    s->refused_unlogged);
+        s->refused_logged = now;
+        s->refused_unlogged = 0;
+}
+
+static void supervisor_accept(Supervisor *s, size_t k) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof(addr);
+        _cleanup_close_ int conn = -EBADF;
+        SupervisorChild *slot;
+        pid_t pid;
+
+        conn = accept4(s->listen_fds[k], (struct sockaddr *) &addr, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (conn < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(-errno, "accept on the %s socket failed: %m", s->names[k]);
+                return;
+        }
+        slot = s->n_children < s->max_connections ? supervisor_free_slot(s) : NULL;
+        if (!slot) {
+                supervisor_log_refusal(s, s->names[k], "at the connection limit");
+                return;
+        }
+        if (s->max_per_source > 0 &&
+            supervisor_count_source(s->children, s->max_connections, &addr) >= s->max_per_source) {
+                supervisor_log_refusal(s, s->names[k], "the client is at the per-source limit");
+                return;
+        }
+        pid = fork();
+        if (pid < 0) {
+                log_error_errno(-errno, "fork failed: %m");
+                return;
+        }
+        if (pid == 0)
+                supervisor_exec_child(s, conn, s->names[k]);
+        slot->pid = pid;
+        slot->addr = addr;
+        s->n_children++;
+}
+
+static void supervisor_reap(Supervisor *s) {
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                for (unsigned i = 0; i < s->max_connections; i++) {
+                        if (s->children[i].pid != pid)
+                                continue;
+                        s->children[i].pid = 0;
+                        s->n_children--;
+                        break;
+                }
+                if (WIFSIGNALED(status))
+                        log_warning("smtpd %d killed by signal %d", (int) pid, WTERMSIG(status));
+                else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                        log_error("smtpd %d: could not execute %s", (int) pid, s->child_argv[0]);
+        }
+}
+
+static int supervisor_parse_argv(Supervisor *s, int argc, char **argv) {
+        static const struct option options[] = {
+                { "max-connections", required_argument, NULL, 'm' },
+                { "max-per-source",  required_argument, NULL, 'p' },
+                {}
+        };
+        int c;
+
+        s->max_connections = 200;
+        s->max_per_source = 20;
+        while ((c = getopt_long(argc, argv, "+m:p:", options, NULL)) >= 0) {
+                char *end;
+                unsigned long v;
+
+                if (c != 'm' && c != 'p')
+                        return -EINVAL;
+                errno = 0;
+                v = strtoul(optarg, &end, 10);
+                if (errno || *end || v > SUPERVISOR_CHILDREN_MAX || (c == 'm' && v == 0))
+                        return -EINVAL;
+                if (c == 'm')
+                        s->max_connections = (unsigned) v;
+                else
+                        s->max_per_source = (unsigned) v;
+        }
+        if (optind >= argc || argv[optind][0] != '/' ||
+            argc - optind + 3 > SUPERVISOR_ARGV_MAX)
+                return -EINVAL;
+        s->child_argv = new0(char *, (size_t) (argc - optind) + 3);
+        if (!s->child_argv)
+                return -ENOMEM;
+        for (int i = optind; i < argc; i++)
+                s->child_argv[i - optind] = argv[i];
+        s->child_argv[argc - optind] = (char *) "--role";
+        s->role_index = (size_t) (argc - optind) + 1;
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        Supervisor s = {};
+        struct pollfd pfd[SUPERVISOR_LISTEN_MAX + 1];
+        _cleanup_close_ int sfd = -EBADF;
+        bool stopping = false;
+        sigset_t mask;
+        int r;
+
+        log_open("tern-smtpd-supervisor");
+        if (supervisor_parse_argv(&s, argc, argv) < 0) {
+                fprintf(stderr, "usage: %s [--max-connections N] [--max-per-source N] [--] "
+                        "/path/to/tern-smtpd [ARGS...]\n", argv[0]);
+                return 2;
+        }
+        r = supervisor_listen_fds(&s);
+        if (r < 0) {
+                log_error_errno(r, "no listening sockets from systemd (LISTEN_FDS): %m");
+                return 1;
+        }
+        s.children = new0(SupervisorChild, s.max_connections);
+        if (!s.children)
+                return 1;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return 1;
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0) {
+                log_error_errno(-errno, "signalfd: %m");
+                return 1;
+        }
+        log_info("supervising %s on %zu socket(s), at most %u connections, %u per source",
+                 s.child_argv[0], s.n_listen, s.max_connections, s.max_per_source);
+
+        for (;;) {
+                size_t n = 0;
+
+                pfd[n++] = (struct pollfd) { .fd = sfd, .events = POLLIN };
+                /* At the connection limit, leave new connections in the
+                 * kernel's backlog instead of accepting and closing them. */
+                if (!stopping && s.n_children < s.max_connections)
+                        for (size_t k = 0; k < s.n_listen; k++)
+                                pfd[n++] = (struct pollfd) { .fd = s.listen_fds[k], .events = POLLIN };
+                if (stopping && s.n_children == 0)
+                        break;
+                if (poll(pfd, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error_errno(-errno, "poll: %m");
+                        return 1;
+                }
+                if (pfd[0].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+
+                        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                                        /* Sessions in progress finish (systemd's
+                                         * stop timeout bounds them). */
+                                        if (!stopping)
+                                                log_info("stopping: no new connections, waiting for %u session(s)",
+                                                         s.n_children);
+                                        stopping = true;
+                                }
+                        }
+                        supervisor_reap(&s);
+                }
+                for (size_t i = 1; i < n; i++)
+                        if (pfd[i].revents & POLLIN)
+                                supervisor_accept(&s, i - 1);
+        }
+        free(s.children);
+        free(s.child_argv);
+        return 0;
+}

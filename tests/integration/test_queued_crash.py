@@ -90,7 +90,9 @@ def test_sigkill_of_queued_and_deliverd_under_load_loses_no_acknowledged_message
                        for i in range(N_CLIENTS)]
             for c in clients:
                 c.start()
-            rng = random.Random(os.environ.get("TERN_CRASH_SEED"))
+            seed = int(os.environ.get("TERN_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
+            print(f"crash test: TERN_CRASH_SEED={seed}", flush=True)
+            rng = random.Random(seed)
             kills = collections.Counter()
             for k in range(N_KILLS):
                 # Spread the kills over the load: wait for a share of it.

@@ -157,7 +157,7 @@ static int auth_dovecot_check(AuthBackend *b, const AuthRequest *req, char ret_u
 
         for (;;) {
                 size_t il = strlen(id);
-                const char *rest;
+                char *rest, *save = NULL;
 
                 r = dovecot_read_line(d, line, sizeof(line));
                 if (r < 0)
@@ -167,7 +167,7 @@ static int auth_dovecot_check(AuthBackend *b, const AuthRequest *req, char ret_u
                         rest = line + 3 + il;
                         (void) snprintf(ret_user, AUTH_USER_MAX, "%s", req->user);
                         /* The canonical name Dovecot reports, if any. */
-                        for (char *save = NULL, *f = strtok_r((char *) rest, "\t", &save); f; f = strtok_r(NULL, "\t", &save))
+                        for (char *f = strtok_r(rest, "\t", &save); f; f = strtok_r(NULL, "\t", &save))
                                 if (strncmp(f, "user=", 5) == 0 &&
                                     dovecot_unescape(f + 5, ret_user, AUTH_USER_MAX) < 0)
                                         return -EBADMSG;

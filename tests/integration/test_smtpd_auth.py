@@ -261,6 +261,19 @@ service auth {{
 """
 
 
+def dovecot_group_alive(pgid):
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 def test_dovecot_backend():
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not os.path.exists(dovecot):
@@ -277,8 +290,9 @@ def test_dovecot_backend():
         with open(conf, "w") as f:
             f.write(DOVECOT_CONF.format(d=d))
         sock = os.path.join(d, "run", "auth-client")
+        # Its own session: the group (master, auth, log, ...) can be killed at once.
         proc = subprocess.Popen([dovecot, "-F", "-c", conf], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, start_new_session=True)
         harness.Tern.wait_until(lambda: os.path.exists(sock) or proc.poll() is not None,
                                 what="dovecot's auth-client socket")
         assert proc.poll() is None, "dovecot exited"
@@ -305,12 +319,24 @@ def test_dovecot_backend():
                     return f.read()
             t.wait_until(lambda: "passwd-file(carol,127.0.0.1): Password mismatch" in dovecot_log(),
                          what="dovecot logging the failure with the client address")
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-        proc = None
+            # Dovecot gone after smtpd connected to it: a temporary failure,
+            # never a wrong password (the client must not give up).
+            with tls_session(t) as c:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                harness.Tern.wait_until(lambda: not dovecot_group_alive(proc.pid),
+                                        what="dovecot's processes gone")
+                proc = None
+                c.send(f"AUTH PLAIN {b64(chr(0) + 'carol' + chr(0) + PASSWORD)}\r\n")
+                c.expect("454 4.7.0 Temporary authentication failure")
+            t.wait_until(lambda: "SASL PLAIN: the dovecot back end failed" in t.log("smtpd"),
+                         what="the back-end failure in the log")
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
+        if proc:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
         shutil.rmtree(d, ignore_errors=True)
 

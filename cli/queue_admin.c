@@ -307,7 +307,13 @@ static int admin_show(const Config *cfg, const char *id, bool json) {
                         fputs("]}\n", stdout);
                 else {
                         fputs("Headers:\n", stdout);
-                        fwrite(headers, 1, headers_len, stdout);
+                        /* Header bytes come from the network: no escape
+                         * sequences reach the administrator's terminal. */
+                        for (size_t i = 0; i < headers_len; i++) {
+                                uint8_t ch = headers[i];
+                                fputc(ch < 32 && ch != '\t' && ch != '\r' && ch != '\n' ? '?' :
+                                      ch == 127 ? '?' : ch, stdout);
+                        }
                 }
         }
         admin_conn_done(&c);

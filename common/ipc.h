@@ -41,6 +41,8 @@ typedef enum IpcType {
         IPC_DELIVER = 30,       /* QUEUE_ID, JOB (u64), RCPT_INDEX (repeated, u64, indexes into the spool file) */
         IPC_RESULT,             /* deliverd -> queued: JOB, RCPT_INDEX, STATUS, DSN, TEXT, RELAY */
         IPC_JOB_DONE,           /* deliverd -> queued: JOB; all RESULTs of the job were sent before */
+        IPC_WORKER_IDLE = 33,   /* deliverd worker -> its parent, no fields: job done, SMTP connection
+                                   kept open; the parent may send an IPC_DELIVER for the same destination */
 
         /* queue administration: ternctl/mailq -> queued */
         IPC_QUEUE_LIST = 50,    /* -> IPC_QUEUE_ENTRY* then IPC_QUEUE_END */

@@ -7,12 +7,14 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
 #include "ipc.h"
 #include "job.h"
 #include "log.h"
+#include "route.h"
 #include "server.h"
 #include "spool.h"
 #include "worker.h"
@@ -26,6 +28,23 @@
 #define SERVER_SEND_TIMEOUT_SEC 30
 
 typedef struct Peer Peer;
+typedef struct Worker Worker;
+
+#define SERVER_DEST_MAX (ROUTE_NEXTHOP_MAX + 32)
+
+/* A worker process: running a job, or idle with an SMTP connection open
+ * (connection reuse) until it times out or gets the next job for its
+ * destination over ctl_fd. */
+struct Worker {
+        Server *server;
+        pid_t pid;
+        int ctl_fd;                     /* -EBADF: no reuse for this worker */
+        sd_event_source *child, *ctl_source;
+        Job *job;                       /* running; NULL while idle */
+        Peer *peer;                     /* while idle: its connection (one reference held) */
+        char dest[SERVER_DEST_MAX];     /* destination of its jobs; "" none */
+        Worker *next, *prev;            /* in server->idle while idle */
+};
 
 struct Peer {
         Server *server;
@@ -45,8 +64,11 @@ struct Server {
         sd_event_source *listen_source;
         Peer *peers;
         Job *pending_head, *pending_tail;
-        size_t n_workers;
+        size_t n_workers;               /* workers running a job */
         size_t n_pending;
+        Worker *idle;                   /* idle workers with an open connection */
+        size_t n_idle;
+        Router *router;                 /* destination of a job, for reuse */
         bool stopping;
         uid_t queue_uid;
         bool have_queue_uid;
@@ -132,39 +154,190 @@ static void server_maybe_exit(Server *s) {
 
 static void server_start_pending(Server *s);
 
-static int on_worker_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
-        Job *j = userdata;
-        Server *s = j->peer->server;
+static void server_idle_remove(Server *s, Worker *w) {
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                s->idle = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->next = w->prev = NULL;
+        s->n_idle--;
+}
 
+static void safe_close_pair(int p[2]) {
+        for (int i = 0; i < 2; i++)
+                if (p[i] >= 0)
+                        (void) close(p[i]);
+}
+
+static Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        sd_event_source_disable_unref(w->child);
+        sd_event_source_disable_unref(w->ctl_source);
+        if (w->ctl_fd >= 0)
+                (void) close(w->ctl_fd);
+        free(w);
+        return NULL;
+}
+
+static int on_worker_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+        Server *s = w->server;
+        Job *j = w->job;
+
+        if (!j) {
+                /* Idle (or done and not kept): nothing left to report. */
+                if (w->peer) {
+                        server_idle_remove(s, w);
+                        peer_unref_job(w->peer);
+                }
+                worker_free(w);
+                server_maybe_exit(s);
+                return 0;
+        }
         if (si->si_code != CLD_EXITED || si->si_status != 0) {
                 const char *id = j->env.id ? j->env.id : "?";
                 if (si->si_code == CLD_EXITED)
                         log_warning("%s: delivery worker %d exited with status %d, "
                                     "its unreported recipients will be retried",
-                                    id, (int) j->pid, si->si_status);
+                                    id, (int) w->pid, si->si_status);
                 else
                         log_warning("%s: delivery worker %d was killed by signal %d, "
                                     "its unreported recipients will be retried",
-                                    id, (int) j->pid, si->si_status);
+                                    id, (int) w->pid, si->si_status);
                 server_send_job_done(s, j);
         }
         s->n_workers--;
         server_job_free(j);
+        worker_free(w);
         server_start_pending(s);
         server_maybe_exit(s);
         return 0;
 }
 
+/* The worker finished its job and keeps its SMTP connection open: the job's
+ * IPC_JOB_DONE goes to queued from here, after the worker is on the idle
+ * list, so queued's next job for this destination finds it. */
+static int on_worker_ctl(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        Server *s = w->server;
+        uint8_t buf[64];
+        IpcMsg m;
+        ssize_t n;
+        Job *j;
+
+        n = recv(w->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0 || ipc_parse(buf, (size_t) n, &m) < 0 || m.type != IPC_WORKER_IDLE || !w->job) {
+                w->ctl_source = sd_event_source_disable_unref(w->ctl_source);
+                return 0;
+        }
+        j = TAKE_PTR(w->job);
+        s->n_workers--;
+        if (!s->stopping && !isempty(w->dest) && !j->peer->closed &&
+            s->n_idle < (s->config->delivery_concurrency ?: 1)) {
+                w->peer = j->peer;
+                w->peer->n_jobs++; /* the idle worker still holds the connection's fd */
+                w->next = s->idle;
+                if (s->idle)
+                        s->idle->prev = w;
+                s->idle = w;
+                s->n_idle++;
+        } else
+                w->dest[0] = 0; /* not reused: it times out and exits */
+        server_send_job_done(s, j);
+        server_job_free(j);
+        server_start_pending(s);
+        return 0;
+}
+
+/* The destination key of a job whose recipients all go by SMTP to one
+ * place, else "" (only such jobs are handed to an idle worker). */
+static void server_job_dest(Server *s, Job *j, char *buf, size_t size) {
+        char key[SERVER_DEST_MAX];
+        Route *route;
+
+        buf[0] = 0;
+        if (!s->router || s->config->smtp_connection_reuse_usec == 0)
+                return;
+        route = new0(Route, 1);
+        if (!route)
+                return;
+        for (size_t k = 0; k < j->n_rcpts; k++) {
+                const char *a = j->env.rcpts[j->rcpt_index[k]].addr;
+                if (!a || worker_is_local(s->config, a) || route_resolve(s->router, a, route) < 0 ||
+                    route->transport != ROUTE_SMTP || route_destination_key(route, key, sizeof(key)) < 0 ||
+                    (k > 0 && !streq(key, buf))) {
+                        buf[0] = 0;
+                        break;
+                }
+                if (k == 0)
+                        (void) snprintf(buf, size, "%s", key);
+        }
+        free(route);
+}
+
+/* Hands j to an idle worker of its destination. true when one took it. */
+static bool server_hand_to_idle(Server *s, Job *j, const char *dest) {
+        if (isempty(dest))
+                return false;
+        for (Worker *w = s->idle; w; w = w->next) {
+                int r;
+
+                if (isempty(w->dest) || !streq(w->dest, dest) || w->peer != j->peer)
+                        continue;
+                ipc_writer_init(s->writer, IPC_DELIVER);
+                ipc_put_str(s->writer, IPC_F_QUEUE_ID, j->queue_id);
+                ipc_put_u64(s->writer, IPC_F_JOB, j->id);
+                for (size_t k = 0; k < j->n_rcpts; k++)
+                        ipc_put_u64(s->writer, IPC_F_RCPT_INDEX, j->rcpt_index[k]);
+                r = ipc_send(w->ctl_fd, s->writer, j->file->fd);
+                server_idle_remove(s, w);
+                peer_unref_job(w->peer);
+                w->peer = NULL;
+                if (r < 0) {
+                        /* It stopped waiting (its time was up): it exits on its own. */
+                        w->dest[0] = 0;
+                        return false;
+                }
+                log_debug("%s: job %" PRIu64 " handed to worker %d, which has a connection to %s open",
+                          j->queue_id, j->id, (int) w->pid, dest);
+                w->job = j;
+                s->n_workers++;
+                return true;
+        }
+        return false;
+}
+
 static int server_fork_worker(Server *s, Job *j) {
+        int ctl[2] = { -EBADF, -EBADF };
+        Worker *w;
         pid_t pid;
         int r;
 
+        w = new0(Worker, 1);
+        if (!w)
+                return -ENOMEM;
+        w->server = s;
+        w->ctl_fd = -EBADF;
+        server_job_dest(s, j, w->dest, sizeof(w->dest));
+        if (!isempty(w->dest) && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
+                w->dest[0] = 0;
+
         pid = fork();
-        if (pid < 0)
-                return -errno;
+        if (pid < 0) {
+                r = -errno;
+                safe_close_pair(ctl);
+                worker_free(w);
+                return r;
+        }
         if (pid == 0) {
-                WorkerJob w = {
+                WorkerJob wj = {
                         .peer_fd = j->peer->fd,
+                        .ctl_fd = ctl[1],
                         .job = j->id,
                         .config = s->config,
                         .env = &j->env,
@@ -175,14 +348,25 @@ static int server_fork_worker(Server *s, Job *j) {
                 };
                 if (s->listen_fd >= 0)
                         (void) close(s->listen_fd);
-                worker_run(&w);
+                if (ctl[0] >= 0)
+                        (void) close(ctl[0]);
+                worker_run(&wj);
         }
-        j->pid = pid;
-        r = sd_event_add_child(s->event, &j->child, pid, WEXITED, on_worker_exit, j);
+        if (ctl[1] >= 0)
+                (void) close(ctl[1]);
+        w->pid = pid;
+        w->job = j;
+        if (ctl[0] >= 0) {
+                w->ctl_fd = ctl[0];
+                if (sd_event_add_io(s->event, &w->ctl_source, w->ctl_fd, EPOLLIN, on_worker_ctl, w) < 0)
+                        w->dest[0] = 0;
+        }
+        r = sd_event_add_child(s->event, &w->child, pid, WEXITED, on_worker_exit, w);
         if (r < 0) {
                 /* Cannot watch it: kill and reap it now, the job is deferred. */
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+                worker_free(w);
                 return r;
         }
         s->n_workers++;
@@ -196,6 +380,12 @@ static void server_start_job(Server *s, Job *j) {
                 server_send_job_done(s, j);
                 server_job_free(j);
                 return;
+        }
+        if (s->idle) {
+                char dest[SERVER_DEST_MAX];
+                server_job_dest(s, j, dest, sizeof(dest));
+                if (server_hand_to_idle(s, j, dest))
+                        return;
         }
         r = server_fork_worker(s, j);
         if (r < 0) {
@@ -400,6 +590,11 @@ int server_new(sd_event *e, const Config *c, int listen_fd, Server **ret) {
                         log_warning("Queue user \"%s\" does not exist, accepting only root and "
                                     "uid %u", c->queue_user, (unsigned) getuid());
         }
+        if (c->smtp_connection_reuse_usec > 0) {
+                r = router_new(c, &s->router);
+                if (r < 0)
+                        return r;
+        }
         r = sd_event_add_io(e, &s->listen_source, listen_fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return r;
@@ -412,6 +607,9 @@ void server_stop(Server *s) {
                 return;
         s->stopping = true;
         s->listen_source = sd_event_source_disable_unref(s->listen_source);
+        /* Idle workers wake up, QUIT their connections and exit. */
+        for (Worker *w = s->idle; w; w = w->next)
+                (void) shutdown(w->ctl_fd, SHUT_RDWR);
         server_start_pending(s); /* with stopping set: JOB_DONE for each */
         server_maybe_exit(s);
 }
@@ -438,6 +636,7 @@ Server *server_free(Server *s) {
                 } else
                         p->closed = true;
         }
+        router_free(s->router);
         sd_event_source_disable_unref(s->listen_source);
         if (s->listen_fd >= 0)
                 (void) close(s->listen_fd);

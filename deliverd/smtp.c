@@ -134,12 +134,32 @@ static bool smtp_route_is_own_mx(const Route *route, const char *domain) {
                (route->mx && !route->port && strcasecmp(route->nexthop, domain) == 0);
 }
 
+/* The connection kept open after the last message, for the next message
+ * to the same destination in this worker (connection reuse). */
+static SmtpConn *smtp_cached;
+static char smtp_cached_key[MX_NAME_MAX + ROUTE_NEXTHOP_MAX + 64];
+
+bool transport_smtp_has_cached(void) {
+        return smtp_cached && smtp_cached->fd >= 0;
+}
+
+void transport_smtp_close_cached(void) {
+        if (!smtp_cached)
+                return;
+        smtp_conn_quit(smtp_cached);
+        free(smtp_cached);
+        smtp_cached = NULL;
+        smtp_cached_key[0] = 0;
+}
+
 static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, DeliveryResult *results) {
         const Config *cfg = job->config;
         _cleanup_free_ MxTarget *targets = NULL;
         _cleanup_free_ SmtpConn *c = NULL;
         _cleanup_free_ char *user = NULL, *password = NULL;
         char host[MX_NAME_MAX], nexthop[ROUTE_NEXTHOP_MAX + 16] = "";
+        char key[sizeof(smtp_cached_key)];
+        bool spoke = false;
         uint16_t port = SMTP_PORT_DEFAULT;
         bool use_mx = true;
         SmtpSessionParams p = {
@@ -204,6 +224,34 @@ static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, Deliver
                 p.auth_password = password;
         }
 
+        p.keep = cfg->smtp_connection_reuse_usec > 0;
+        (void) snprintf(key, sizeof(key), "%s|%s|%u|%d|%s", host, nexthop, (unsigned) port, (int) p.tls_level,
+                        user ?: "");
+        if (smtp_cached && streq(key, smtp_cached_key)) {
+                SmtpConn *cc = TAKE_PTR(smtp_cached);
+
+                smtp_cached_key[0] = 0;
+                cc->reused = true;
+                r = smtp_session_mail(cc, &p, job, d, results);
+                if (r != SMTP_SESSION_STALE) {
+                        log_debug("%s: reused the connection to %s", job->env->id, cc->relay);
+                        if (r < 0) {
+                                smtp_error_set(&err, DELIVERY_DEFERRED, "4.3.0", "%s", strerror(-r));
+                                smtp_session_results_rest(d, results, &err, cc->relay);
+                        }
+                        if (cc->fd >= 0) {
+                                cc->reused = false;
+                                smtp_cached = cc;
+                                memcpy(smtp_cached_key, key, sizeof(key));
+                        } else
+                                free(cc);
+                        goto finish;
+                }
+                smtp_conn_close(cc);
+                free(cc);
+        }
+        transport_smtp_close_cached(); /* another destination: no use keeping it */
+
         n = mx_resolve(host, use_mx, port, cfg->dns_resolver, &targets);
         if (n < 0) {
                 const char *type = use_mx ? "MX" : "A";
@@ -249,11 +297,15 @@ static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, Deliver
                         smtp_conn_reset(c, t->host, addr, port, rt);
                         r = smtp_conn_connect(c, (const struct sockaddr *) &t->addr, t->addr_len, ct);
                         if (r < 0) {
-                                smtp_error_set(&err, DELIVERY_DEFERRED, "4.4.1", "connect to %s[%s]:%u: %s", c->host,
-                                               c->addr, (unsigned) port,
-                                               r == -ETIMEDOUT ? "Connection timed out" : strerror(-r));
+                                /* What a server said earlier explains more than a
+                                 * later address that refused the connection. */
+                                if (!spoke)
+                                        smtp_error_set(&err, DELIVERY_DEFERRED, "4.4.1", "connect to %s[%s]:%u: %s",
+                                                       c->host, c->addr, (unsigned) port,
+                                                       r == -ETIMEDOUT ? "Connection timed out" : strerror(-r));
                                 break;
                         }
+                        spoke = true;
                         r = smtp_session_run(c, &tp, job, d, results, &err);
                         if (r == SMTP_SESSION_RETRY_PLAIN) {
                                 /* Postfix's way for "may": the same host again, without TLS. */
@@ -264,6 +316,11 @@ static void smtp_deliver_dest(const DeliveryJob *job, const SmtpDest *d, Deliver
                         if (r < 0) {
                                 smtp_error_set(&err, DELIVERY_DEFERRED, "4.3.0", "%s", strerror(-r));
                                 smtp_session_results_rest(d, results, &err, c->relay);
+                        }
+                        if (r == SMTP_SESSION_DONE && c->fd >= 0) {
+                                /* Kept open for the next message to this destination. */
+                                smtp_cached = TAKE_PTR(c);
+                                memcpy(smtp_cached_key, key, sizeof(key));
                         }
                         if (r != SMTP_SESSION_NEXT_HOST)
                                 goto finish;

@@ -28,6 +28,7 @@ typedef struct SmtpConn {
         size_t len;                     /* bytes in buf */
         size_t consumed;                /* bytes of the last reply, dropped at the next read */
         bool lmtp;                      /* LHLO, one reply per recipient after DATA (RFC 2033) */
+        bool reused;                    /* kept from an earlier message */
         /* From the EHLO reply (reset by a new EHLO after STARTTLS). */
         bool pipelining, size, eightbitmime, smtputf8, dsn, starttls;
         bool auth_plain, auth_login;

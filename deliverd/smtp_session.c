@@ -214,7 +214,7 @@ void smtp_session_results_rest(const SmtpDest *d, DeliveryResult *results, const
  * every recipient of d. "Accepted" recipients carry DELIVERY_DELIVERED as a
  * provisional mark until the end of data decides. */
 static int smtp_session_transaction(SmtpConn *c, const DeliveryJob *job, const SmtpDest *d,
-                                    DeliveryResult *results) {
+                                    DeliveryResult *results, bool *ret_clean) {
         _cleanup_free_ char *cmd = NULL;
         size_t n_cmds = d->n + 2, next_send = 0, next_read = 0, accepted = 0;
         bool mail_ok = false;
@@ -249,6 +249,8 @@ static int smtp_session_transaction(SmtpConn *c, const DeliveryJob *job, const S
                         }
                         next_send = next_send + limit < n_cmds ? next_send + limit : n_cmds;
                         r = smtp_conn_write(c, b.p, b.len);
+                        if (r < 0 && c->reused && next_read == 0)
+                                return SMTP_SESSION_STALE;
                         if (r < 0) {
                                 smtp_error_io(&e, c, r, next_read == 0 ? "sending MAIL FROM" : "sending RCPT TO");
                                 smtp_session_results_rest(d, results, &e, c->relay);
@@ -256,6 +258,10 @@ static int smtp_session_transaction(SmtpConn *c, const DeliveryJob *job, const S
                         }
                 }
                 r = smtp_conn_read_reply(c, &reply, c->reply_timeout_usec);
+                /* A cached connection the server closed meanwhile: nothing
+                 * was said yet, so a new connection takes over. */
+                if (r < 0 && r != -ETIMEDOUT && c->reused && next_read == 0)
+                        return SMTP_SESSION_STALE;
                 if (r < 0) {
                         smtp_error_io(&e, c, r,
                                       next_read == 0 ? "sending MAIL FROM" :
@@ -330,6 +336,7 @@ static int smtp_session_transaction(SmtpConn *c, const DeliveryJob *job, const S
                 }
                 smtp_result_set(res, &e, c->relay);
         }
+        *ret_clean = true; /* every reply read: the connection can carry another message */
         /* A next hop that speaks DSN took the NOTIFY duty over (RFC 3461 4.1):
          * queued reports "relayed" rather than sending "delivered" itself. */
         for (size_t k = 0; k < d->n; k++)
@@ -519,7 +526,6 @@ static int smtp_session_auth(SmtpConn *c, const SmtpSessionParams *p, SmtpError 
 int smtp_session_run(SmtpConn *c, const SmtpSessionParams *p, const DeliveryJob *job, const SmtpDest *d,
                      DeliveryResult *results, SmtpError *err) {
         SmtpReply reply;
-        SmtpError e;
         int r;
 
         r = smtp_conn_read_reply(c, &reply, c->reply_timeout_usec);
@@ -550,6 +556,15 @@ int smtp_session_run(SmtpConn *c, const SmtpSessionParams *p, const DeliveryJob 
                 return r < 0 ? r : SMTP_SESSION_NEXT_HOST;
         }
 
+        return smtp_session_mail(c, p, job, d, results);
+}
+
+int smtp_session_mail(SmtpConn *c, const SmtpSessionParams *p, const DeliveryJob *job, const SmtpDest *d,
+                      DeliveryResult *results) {
+        bool clean = false;
+        SmtpError e;
+        int r;
+
         /* Refusals decided here before any transaction: they apply to all. */
         if (c->size && c->size_max > 0 && job->body_len > c->size_max) {
                 smtp_error_set(&e, DELIVERY_BOUNCED, "5.3.4",
@@ -573,7 +588,10 @@ int smtp_session_run(SmtpConn *c, const SmtpSessionParams *p, const DeliveryJob 
                 }
         }
 
-        r = smtp_session_transaction(c, job, d, results);
-        smtp_conn_quit(c);
+        r = smtp_session_transaction(c, job, d, results, &clean);
+        if (r == SMTP_SESSION_STALE)
+                return r;
+        if (r < 0 || !clean || !p->keep)
+                smtp_conn_quit(c);
         return r < 0 ? r : SMTP_SESSION_DONE;
 }

@@ -40,3 +40,10 @@ typedef struct DeliveryResult {
 int transport_local_deliver(const DeliveryJob *job, DeliveryResult *results);
 int transport_smtp_deliver(const DeliveryJob *job, DeliveryResult *results);
 int transport_lmtp_deliver(const DeliveryJob *job, DeliveryResult *results);
+
+/* SMTP connection reuse (Config.smtp_connection_reuse_usec): after a clean
+ * transaction the SMTP transport keeps the connection for the next message
+ * to the same destination in this process. Whether one is kept; and QUIT
+ * and close it. */
+bool transport_smtp_has_cached(void);
+void transport_smtp_close_cached(void);

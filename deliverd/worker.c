@@ -2,10 +2,14 @@
  * while the process still holds CAP_SETUID/CAP_SETGID; then it drops to an
  * unprivileged user for the SMTP transport. Every result is logged here, in
  * the Postfix shape, and sent to queued as soon as its group is done. */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "ipc.h"
+#include "job.h"
 #include "local.h"
 #include "log.h"
 #include "route.h"
@@ -137,12 +141,14 @@ static int worker_open_remote(const Config *c, DeliveryJob *job, Table **ret_pol
  * tables can still be opened. A recipient that cannot be routed gets
  * transport _ROUTE_TRANSPORT_INVALID and is deferred. */
 static int worker_route_remote(const DeliveryJob *job, Route *routes) {
-        _cleanup_(router_freep) Router *router = NULL;
+        static Router *router = NULL; /* kept for the next message of a reused connection */
         int r;
 
-        r = router_new(job->config, &router);
-        if (r < 0)
-                return r;
+        if (!router) {
+                r = router_new(job->config, &router);
+                if (r < 0)
+                        return r;
+        }
         for (size_t k = 0; k < job->n_rcpts; k++) {
                 r = route_resolve(router, job->env->rcpts[job->rcpt_index[k]].addr, &routes[k]);
                 if (r < 0 || (routes[k].transport != ROUTE_SMTP && routes[k].transport != ROUTE_LMTP))
@@ -222,13 +228,25 @@ static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, si
 #ifdef TERN_NO_SMTP_TRANSPORT
                 worker_defer_all(results, n, "none", "remote delivery not available in this build", NULL);
 #else
-                _cleanup_(table_closep) Table *policy = NULL, *passwords = NULL;
+                /* Opened once per worker and kept for the messages a reused
+                 * connection carries (the worker has no privileges then). */
+                static Table *policy = NULL, *passwords = NULL;
+                static SSL_CTX *tls_ctx = NULL;
+                static bool opened = false;
                 _cleanup_free_ Route *routes = new0(Route, n);
 
                 /* What only root may read is opened before the privileges go:
                  * the password table (mode 0600), the CA file, the policy,
                  * the transport table. */
-                r = routes ? worker_open_remote(w->config, &job, &policy, &passwords) : -ENOMEM;
+                r = routes ? 0 : -ENOMEM;
+                if (r >= 0 && !opened) {
+                        r = worker_open_remote(w->config, &job, &policy, &passwords);
+                        tls_ctx = job.tls_ctx;
+                        opened = r >= 0;
+                }
+                job.tls_policy = policy;
+                job.passwords = passwords;
+                job.tls_ctx = tls_ctx;
                 if (r >= 0)
                         r = worker_route_remote(&job, routes);
                 if (r < 0)
@@ -240,8 +258,6 @@ static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, si
                         if (r < 0)
                                 worker_defer_all(results, n, "none", "remote delivery failed", strerror(-r));
                 }
-                if (job.tls_ctx)
-                        SSL_CTX_free(job.tls_ctx);
 #endif
         }
         for (size_t k = 0; k < n; k++) {
@@ -252,15 +268,17 @@ static int worker_group(const WorkerJob *w, IpcWriter *iw, const size_t *idx, si
         return ret;
 }
 
-_Noreturn void worker_run(const WorkerJob *w) {
+/* Delivers one job: local recipients first (privileged), then the remote
+ * ones; reports each result (not IPC_JOB_DONE). Returns 0, or -errno when a
+ * frame could not be sent. Sets *ret_remote_only. */
+static int worker_deliver(const WorkerJob *w, IpcWriter *iw, bool *ret_remote_only) {
         _cleanup_free_ size_t *local = new0(size_t, w->n_rcpts);
         _cleanup_free_ size_t *remote = new0(size_t, w->n_rcpts);
-        _cleanup_free_ IpcWriter *iw = malloc(sizeof(IpcWriter));
         size_t n_local = 0, n_remote = 0;
         int r = 0;
 
-        if (!local || !remote || !iw)
-                _exit(1);
+        if (!local || !remote)
+                return -ENOMEM;
         for (size_t k = 0; k < w->n_rcpts; k++) {
                 size_t i = w->rcpt_index[k];
                 if (worker_is_local(w->config, w->env->rcpts[i].addr))
@@ -275,10 +293,109 @@ _Noreturn void worker_run(const WorkerJob *w) {
                 if (r == 0)
                         r = q;
         }
-        if (r < 0)
-                _exit(1);
+        *ret_remote_only = n_local == 0;
+        return r;
+}
+
+static int worker_send_done(const WorkerJob *w, IpcWriter *iw) {
         ipc_writer_init(iw, IPC_JOB_DONE);
         ipc_put_u64(iw, IPC_F_JOB, w->job);
-        r = ipc_send(w->peer_fd, iw, -1);
+        return ipc_send(w->peer_fd, iw, -1);
+}
+
+#ifndef TERN_NO_SMTP_TRANSPORT
+/* Connection reuse, after IPC_WORKER_IDLE was sent: waits up to
+ * ConnectionReuseTime for the next job to the same destination (an
+ * IPC_DELIVER with the spool file's fd). Returns the
+ * job, or NULL when the time is up or the parent has none. No job is lost
+ * in a race: reading is shut down first, then what already arrived is
+ * still taken (the parent's send after the shutdown fails, and it forks). */
+static Job *worker_wait_next(const WorkerJob *w, IpcWriter *iw, uint8_t *buf) {
+        struct pollfd p = { .fd = w->ctl_fd, .events = POLLIN };
+        uint64_t ms = w->config->smtp_connection_reuse_usec / 1000;
+        _cleanup_close_ int fd = -EBADF;
+        bool shut = false;
+        IpcMsg m;
+        Job *j = NULL;
+        ssize_t n;
+        int r;
+
+        r = poll(&p, 1, ms > INT32_MAX ? INT32_MAX : (int) ms);
+        if (r <= 0 || !(p.revents & POLLIN)) {
+                (void) shutdown(w->ctl_fd, SHUT_RD);
+                shut = true;
+        }
+        n = ipc_recv(w->ctl_fd, buf, IPC_FRAME_MAX, &fd);
+        if (n <= 0 && !shut)
+                return NULL;
+        if (n <= 0) {
+                /* Shut down: anything sent before that is still readable. */
+                (void) fcntl(w->ctl_fd, F_SETFL, O_NONBLOCK);
+                n = ipc_recv(w->ctl_fd, buf, IPC_FRAME_MAX, &fd);
+                if (n <= 0)
+                        return NULL;
+        }
+        if (ipc_parse(buf, (size_t) n, &m) < 0 || m.type != IPC_DELIVER || fd < 0)
+                return NULL;
+        if (job_parse(&m, &j) < 0)
+                return NULL;
+        if (job_load(j, TAKE_FD(fd)) < 0) {
+                /* Not deliverable here: queued gets its JOB_DONE and retries. */
+                ipc_writer_init(iw, IPC_JOB_DONE);
+                ipc_put_u64(iw, IPC_F_JOB, j->id);
+                (void) ipc_send(w->peer_fd, iw, -1);
+                return job_free(j);
+        }
+        return j;
+}
+#endif
+
+_Noreturn void worker_run(const WorkerJob *w0) {
+        _cleanup_free_ IpcWriter *iw = malloc(sizeof(IpcWriter));
+        _cleanup_free_ uint8_t *buf = NULL;
+        WorkerJob w = *w0;
+        Job *next = NULL;
+        bool remote_only = false;
+        int r;
+
+        if (!iw)
+                _exit(1);
+        for (;;) {
+                r = worker_deliver(&w, iw, &remote_only);
+                if (r < 0)
+                        break;
+#ifndef TERN_NO_SMTP_TRANSPORT
+                /* Idle with the connection open: the parent sends the job's
+                 * IPC_JOB_DONE when it reads IPC_WORKER_IDLE, so that queued's
+                 * next job for this destination finds this worker waiting. */
+                if (w.ctl_fd < 0 || !remote_only || !transport_smtp_has_cached() ||
+                    (!buf && !(buf = malloc(IPC_FRAME_MAX)))) {
+                        r = worker_send_done(&w, iw);
+                        break;
+                }
+                ipc_writer_init(iw, IPC_WORKER_IDLE);
+                if (ipc_send(w.ctl_fd, iw, -1) < 0) {
+                        r = worker_send_done(&w, iw);
+                        break;
+                }
+                next = job_free(next);
+                next = worker_wait_next(&w, iw, buf);
+                if (!next)
+                        break;
+                w.job = next->id;
+                w.env = &next->env;
+                w.body = next->body;
+                w.body_len = next->body_len;
+                w.rcpt_index = next->rcpt_index;
+                w.n_rcpts = next->n_rcpts;
+#else
+                r = worker_send_done(&w, iw);
+                break;
+#endif
+        }
+        next = job_free(next);
+#ifndef TERN_NO_SMTP_TRANSPORT
+        transport_smtp_close_cached();
+#endif
         _exit(r < 0 ? 1 : 0);
 }

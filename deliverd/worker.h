@@ -5,6 +5,7 @@
 
 typedef struct WorkerJob {
         int peer_fd;                    /* the queued connection; results go straight there */
+        int ctl_fd;                     /* to the parent, for connection reuse; -1: none */
         uint64_t job;
         const Config *config;
         const SpoolEnvelope *env;
@@ -16,8 +17,10 @@ typedef struct WorkerJob {
 
 /* Runs in the forked child: groups the recipients by transport (local domain
  * or no domain: local; otherwise smtp), delivers, logs and sends one
- * IPC_RESULT per recipient, then IPC_JOB_DONE, and exits: 0 when every frame
- * was sent, 1 otherwise (the parent then sends IPC_JOB_DONE itself). */
+ * IPC_RESULT per recipient, then IPC_JOB_DONE. With ctl_fd and an SMTP
+ * connection still open it then offers itself for the next job to the same
+ * destination (IPC_WORKER_IDLE) for ConnectionReuseTime. Exits 0 when every
+ * frame was sent, 1 otherwise (the parent then sends IPC_JOB_DONE itself). */
 _Noreturn void worker_run(const WorkerJob *w);
 
 /* True when rcpt is delivered by the local transport. Exposed for tests. */

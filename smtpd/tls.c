@@ -15,6 +15,12 @@ static int tls_errorf(char *buf, size_t size, const char *what, const char *path
         return -EINVAL;
 }
 
+/* An encrypted key would make OpenSSL ask for its passphrase on /dev/tty,
+ * i.e. hang a session or read from whatever terminal there is: refuse it. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata) {
+        return 0;
+}
+
 int tls_context_new(const char *cert_file, const char *key_file, SSL_CTX **ret,
                     char *ret_error, size_t error_size) {
         _cleanup_(tls_context_freep) SSL_CTX *ctx = NULL;
@@ -41,6 +47,7 @@ int tls_context_new(const char *cert_file, const char *key_file, SSL_CTX **ret,
          * may have moved (memmove in io.c is for input only; be safe anyway). */
         SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 
+        SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
         if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
                 return tls_errorf(ret_error, error_size, "Cannot load the certificate chain", cert_file);
         if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)

@@ -473,6 +473,11 @@ int queue_scan(Queue *q) {
                         continue;
                 }
                 queue_load_one(q, names[i], now);
+                /* A big queue takes a while to read: keep systemd's watchdog
+                 * (WatchdogSec=) fed and say how far we are. */
+                if (i % 4096 == 4095)
+                        (void) sd_notifyf(0, "WATCHDOG=1\nSTATUS=Loading the queue: %zu of %zu files",
+                                          i + 1, n);
         }
 
         /* A state file whose message is gone is left over from a removal that

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "route.h"
 #include "smtp.h"
 #include "tap.h"
 
@@ -55,9 +56,26 @@ typedef struct Run {
         char transcript[65536];
 } Run;
 
+/* Envelope details beyond the defaults, and the transport to use. */
+typedef struct Extra {
+        const char *sender;
+        const char *notify, *orcpt;     /* for every recipient */
+        const char *ret, *envid, *body_type;
+        bool smtputf8;
+        bool lmtp;
+} Extra;
+
+static void run_session_ex(const char *greeting, const Step *steps, const char *body,
+                           const char *const *rcpts, size_t n, const Extra *x, Run *run);
+
 /* Delivers body to rcpts through a scripted server; fills run. */
 static void run_session(const char *greeting, const Step *steps, const char *body,
                         const char *const *rcpts, size_t n, Run *run) {
+        run_session_ex(greeting, steps, body, rcpts, n, &(Extra) {}, run);
+}
+
+static void run_session_ex(const char *greeting, const Step *steps, const char *body,
+                           const char *const *rcpts, size_t n, const Extra *x, Run *run) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
         char relay[64];
@@ -88,13 +106,18 @@ static void run_session(const char *greeting, const Step *steps, const char *bod
         Config cfg = { .hostname = (char *) "client.test", .relay_host = relay, .smtp_tls_security_level = (char *) "none",
                        .smtp_connect_timeout_usec = 5000000, .smtp_reply_timeout_usec = 5000000 };
         for (size_t i = 0; i < n; i++)
-                rc[i].addr = (char *) rcpts[i];
-        SpoolEnvelope env = { .id = (char *) "0123456789ABC", .sender = (char *) "s@example.org",
-                              .rcpts = rc, .n_rcpts = n };
+                rc[i] = (SpoolRcpt) { .addr = (char *) rcpts[i], .notify = (char *) x->notify,
+                                      .orcpt = (char *) x->orcpt };
+        SpoolEnvelope env = { .id = (char *) "0123456789ABC",
+                              .sender = (char *) (x->sender ?: "s@example.org"),
+                              .rcpts = rc, .n_rcpts = n, .ret = (char *) x->ret, .envid = (char *) x->envid,
+                              .body_type = (char *) x->body_type, .smtputf8 = x->smtputf8 };
+        Route route = { .transport = ROUTE_LMTP, .nexthop = "127.0.0.1", .port = ntohs(sa.sin_port) };
         DeliveryJob job = { .config = &cfg, .env = &env, .body = (const uint8_t *) body,
-                            .body_len = strlen(body), .rcpt_index = idx, .n_rcpts = n };
+                            .body_len = strlen(body), .rcpt_index = idx, .n_rcpts = n,
+                            .route = x->lmtp ? &route : NULL };
 
-        CHECK_INT(transport_smtp_deliver(&job, run->results), 0);
+        CHECK_INT(x->lmtp ? transport_lmtp_deliver(&job, run->results) : transport_smtp_deliver(&job, run->results), 0);
         while ((k = read(p[0], run->transcript + got, sizeof(run->transcript) - 1 - got)) > 0)
                 got += (size_t) k;
         run->transcript[got] = 0;
@@ -183,6 +206,93 @@ static void test_size_and_garbage(void) {
                     "malformed reply from 127.0.0.1[127.0.0.1] while receiving the initial server greeting");
 }
 
+/* DSN parameters go through when the server offers DSN (RFC 3461), and
+ * the result says the next hop took the duty over; BODY=8BITMIME and
+ * SMTPUTF8 when offered. */
+static void test_dsn_8bitmime_smtputf8_pass_through(void) {
+        static const Step steps[] = {
+                { "EHLO", "250-sink.test\r\n250-PIPELINING\r\n250-DSN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n" },
+                { "DATA", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n" },
+                { ".\r\n", "250 2.0.0 Ok: queued as D1\r\n" },
+                { "QUIT", "221 2.0.0 Bye\r\n" },
+                {},
+        };
+        const char *rcpts[] = { "a@example.net" };
+        Extra x = { .notify = "SUCCESS,DELAY", .orcpt = "rfc822;a+2Bb@example.net", .ret = "HDRS",
+                    .envid = "QQ314159", .body_type = "8BITMIME", .smtputf8 = true };
+        Run run;
+
+        run_session_ex("220 sink.test\r\n", steps, "x\r\n", rcpts, 1, &x, &run);
+        CHECK_STREQ(run.transcript,
+                    "EHLO client.test\r\n"
+                    "MAIL FROM:<s@example.org> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ314159\r\n"
+                    "RCPT TO:<a@example.net> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@example.net\r\n"
+                    "DATA\r\nx\r\n.\r\nQUIT\r\n");
+        CHECK_INT(run.results[0].status, DELIVERY_DELIVERED);
+        CHECK(run.results[0].dsn_relayed);
+}
+
+/* Without DSN offered nothing of it is sent and the duty stays here; an
+ * address that needs SMTPUTF8 bounces with 5.6.7 when it is not offered. */
+static void test_no_dsn_and_smtputf8_required(void) {
+        static const Step plain[] = {
+                { "EHLO", "250-sink.test\r\n250 8BITMIME\r\n" },
+                { "MAIL", "250 Ok\r\n" },
+                { "RCPT", "250 Ok\r\n" },
+                { "DATA", "354 go\r\n" },
+                { ".\r\n", "250 Ok\r\n" },
+                { "QUIT", "221 Bye\r\n" },
+                {},
+        };
+        static const Step no_utf8[] = {
+                { "EHLO", "250-sink.test\r\n250 8BITMIME\r\n" },
+                { "QUIT", "221 Bye\r\n" },
+                {},
+        };
+        const char *rcpts[] = { "a@example.net" };
+        const char *utf8_rcpts[] = { "j\xc3\xb6rg@example.net" };
+        Extra x = { .notify = "NEVER", .ret = "FULL", .envid = "E1" };
+        Run run;
+
+        run_session_ex("220 sink.test\r\n", plain, "x\r\n", rcpts, 1, &x, &run);
+        CHECK_STREQ(run.transcript, "EHLO client.test\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\n"
+                                    "DATA\r\nx\r\n.\r\nQUIT\r\n");
+        CHECK_INT(run.results[0].status, DELIVERY_DELIVERED);
+        CHECK(!run.results[0].dsn_relayed);
+
+        run_session_ex("220 sink.test\r\n", no_utf8, "x\r\n", utf8_rcpts, 1, &(Extra) { .smtputf8 = true }, &run);
+        CHECK_STREQ(run.transcript, "EHLO client.test\r\nQUIT\r\n");
+        CHECK_INT(run.results[0].status, DELIVERY_BOUNCED);
+        CHECK_STREQ(run.results[0].dsn, "5.6.7");
+        CHECK_STREQ(run.results[0].text, "SMTPUTF8 is required, but was not offered by host 127.0.0.1[127.0.0.1]");
+}
+
+/* LMTP (RFC 2033): LHLO, and after the data one reply per accepted
+ * recipient, in RCPT order; a refused RCPT gets no reply after DATA. */
+static void test_lmtp_one_reply_per_recipient(void) {
+        static const Step steps[] = {
+                { "LHLO", "250-lmtp.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n" },
+                { "DATA", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@x> unknown\r\n250 2.1.5 Ok\r\n354 go\r\n" },
+                { ".\r\n", "250 2.0.0 <a@x> saved\r\n452 4.2.2 <c@x> over quota\r\n" },
+                { "QUIT", "221 Bye\r\n" },
+                {},
+        };
+        const char *rcpts[] = { "a@x", "b@x", "c@x" };
+        Run run;
+
+        run_session_ex("220 lmtp.test LMTP\r\n", steps, "x\r\n", rcpts, 3, &(Extra) { .lmtp = true }, &run);
+        CHECK_STREQ(run.transcript, "LHLO client.test\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@x>\r\n"
+                                    "RCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+        CHECK_INT(run.results[0].status, DELIVERY_DELIVERED);
+        CHECK_STREQ(run.results[0].text, "250 2.0.0 <a@x> saved");
+        CHECK_INT(run.results[1].status, DELIVERY_BOUNCED);
+        CHECK_STREQ(run.results[1].dsn, "5.1.1");
+        CHECK_INT(run.results[2].status, DELIVERY_DEFERRED);
+        CHECK_STREQ(run.results[2].dsn, "4.2.2");
+        CHECK_STREQ(run.results[2].text, "host 127.0.0.1[127.0.0.1] said: 452 4.2.2 <c@x> over quota "
+                                         "(in reply to end of DATA command)");
+}
+
 static void check_ok(const char *s, const char *host, unsigned port, bool use_mx) {
         char h[256] = "unset";
         uint16_t p = 0;
@@ -236,5 +346,8 @@ int main(void) {
         test_pipelined_transaction();
         test_helo_fallback_without_pipelining();
         test_size_and_garbage();
+        test_dsn_8bitmime_smtputf8_pass_through();
+        test_no_dsn_and_smtputf8_required();
+        test_lmtp_one_reply_per_recipient();
         return tap_finish("test-smtp");
 }

@@ -564,6 +564,8 @@ def test_capabilities_are_reduced():
         def status(pid):
             with open(f"/proc/{pid}/status") as f:
                 return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        # The socket accepts before the sandbox is entered: read once ready.
+        t.wait_until(lambda: "Ready, delivering" in t.log("deliverd"), what="deliverd ready")
         main = status(t.procs["deliverd"].pid)
         assert int(main["CapEff"], 16) == 0, main
         assert int(main["CapPrm"], 16) == 0, main

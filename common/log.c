@@ -2,11 +2,11 @@
  * structured fields, or one line on stderr when there is no journal. All
  * buffers are fixed-size: a log call never allocates, so it works when memory
  * is short and cannot be made to grow by a long client string. */
+#include <endian.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
-/* CODE_FILE= etc. would always name this file, not the caller: leave them out. */
-#define SD_JOURNAL_SUPPRESS_LOCATION
-#include <systemd/sd-journal.h>
+#include <sys/un.h>
 
 #include "log.h"
 
@@ -27,6 +27,14 @@ static char log_ident[LOG_IDENT_MAX] = "tern";
 static bool log_to_journal;
 static int log_max_level = LOG_INFO;
 static LogContext log_context[LOG_CONTEXT_MAX];
+/* journald's native protocol is spoken here rather than through libsystemd's
+ * sd_journal_sendv(): smtpd starts once per connection, and loading
+ * libsystemd with the libraries it pulls in (libgcrypt, liblzma, libzstd,
+ * liblz4) cost it milliseconds of CPU at every start (bench/README.md). The
+ * socket is made in log_open(), before any sandbox: a process under a
+ * seccomp allow-list then needs only sendmsg(). */
+static int log_journal_fd = -EBADF;
+#define LOG_JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 void log_open(const char *ident) {
         const char *e;
@@ -41,6 +49,8 @@ void log_open(const char *ident) {
                 log_to_journal = true;
         else
                 log_to_journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
+        if (log_to_journal && log_journal_fd < 0)
+                log_journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
         e = getenv("TERN_DEBUG");
         if (e && streq(e, "1"))
@@ -172,6 +182,45 @@ static void log_entry_add(LogEntry *e, const char *key, const char *value, size_
         e->used = pos + 1; /* keep the NUL */
 }
 
+/* One datagram in journald's native protocol: "KEY=value\n" per field, or,
+ * when the value holds a newline, "KEY\n", its length as 64-bit little
+ * endian, the value and "\n". Each entry's texts are "KEY=value". Nothing
+ * sensible to do when the journal is gone: the entry is lost, as a syslog
+ * line would be. */
+static void log_journal_send(const LogEntry *e) {
+        static const struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = LOG_JOURNAL_SOCKET };
+        struct iovec iov[LOG_FIELDS_MAX * 5];
+        uint64_t lens[LOG_FIELDS_MAX];
+        size_t n = 0;
+        struct msghdr mh = {
+                .msg_name = (void *) &sa,
+                .msg_namelen = offsetof(struct sockaddr_un, sun_path) + sizeof(LOG_JOURNAL_SOCKET),
+                .msg_iov = iov,
+        };
+
+        if (log_journal_fd < 0)
+                log_journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (log_journal_fd < 0)
+                return;
+        for (size_t i = 0; i < e->n_iov; i++) {
+                char *text = e->iov[i].iov_base, *eq = memchr(text, '=', e->iov[i].iov_len);
+                size_t klen = (size_t) (eq - text), vlen = e->iov[i].iov_len - klen - 1;
+
+                if (!memchr(eq + 1, '\n', vlen)) {
+                        iov[n++] = e->iov[i];
+                } else {
+                        lens[i] = htole64((uint64_t) vlen);
+                        iov[n++] = (struct iovec) { .iov_base = text, .iov_len = klen };
+                        iov[n++] = (struct iovec) { .iov_base = (char *) "\n", .iov_len = 1 };
+                        iov[n++] = (struct iovec) { .iov_base = &lens[i], .iov_len = sizeof(lens[i]) };
+                        iov[n++] = (struct iovec) { .iov_base = eq + 1, .iov_len = vlen };
+                }
+                iov[n++] = (struct iovec) { .iov_base = (char *) "\n", .iov_len = 1 };
+        }
+        mh.msg_iovlen = n;
+        (void) sendmsg(log_journal_fd, &mh, MSG_NOSIGNAL);
+}
+
 static void log_to_journald(int level, int error, const LogField *fields, size_t n_fields,
                             const char *message) {
         LogEntry e;
@@ -196,9 +245,7 @@ static void log_to_journald(int level, int error, const LogField *fields, size_t
         for (size_t i = 0; i < n_fields; i++)
                 log_entry_add(&e, fields[i].key, fields[i].value, LOG_VALUE_MAX);
 
-        /* Nothing sensible to do when the journal is gone: the entry is lost,
-         * as a syslog line would be. */
-        (void) sd_journal_sendv(e.iov, (int) e.n_iov);
+        log_journal_send(&e);
 }
 
 static void log_to_stderr(int error, const LogField *fields, size_t n_fields,

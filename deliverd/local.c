@@ -334,8 +334,26 @@ static void child_mailbox(const LocalCtx *ctx, const LocalTarget *t, const Local
 
         /* root's .forward is not read: its commands would run as root. */
         if (!t->no_forward && u->uid != 0 && !isempty(ctx->config->forward_path)) {
+                const char *delim = ctx->config->recipient_delimiter, *ext = ctx->route->extension;
+
                 r = mailbox_expand_path(ctx->config->forward_path, u->name, u->home, &path);
-                if (r >= 0)
+                /* user+ext: "~/.forward+ext" first, as Postfix's default
+                 * forward_path; only for the recipient's own account. */
+                if (r >= 0 && ext[0] && !isempty(delim) && !strchr(ext, '/') &&
+                    streq(ctx->route->user, t->value)) {
+                        _cleanup_free_ char *ext_path = NULL;
+
+                        if (asprintf(&ext_path, "%s%c%s", path, delim[0], ext) < 0)
+                                return local_result_errno(res, -ENOMEM, "cannot read forward file");
+                        for (char *p = ext_path + strlen(path) + 1; *p; p++)
+                                *p = (char) tolower((unsigned char) *p);
+                        r = forward_read(ext_path, u->uid, &content);
+                        if (r >= 0 && content) {
+                                free(path);
+                                path = TAKE_PTR(ext_path);
+                        }
+                }
+                if (r >= 0 && !content)
                         r = forward_read(path, u->uid, &content);
                 if (r == -EINVAL)
                         /* sendmail and Postfix ignore an unsafe .forward: the

@@ -64,6 +64,22 @@ def test_forward_to_another_user_and_loop():
         assert len(b.maildir_messages()) == 1 and a.maildir_messages() == []
 
 
+def test_forward_with_extension_is_tried_first():
+    with harness.Tern(start=()) as t, LocalUser(t) as u:
+        u.write(".forward+lists", f'"|cat > {u.home}/lists.out"\n')
+        u.write(".forward", f'"|cat > {u.home}/plain.out"\n')
+        start(t)
+        send(t, [f"{u.name}+Lists@test.example"], "with extension")
+        assert result(t, f"{u.name}+Lists@test.example")[:2] == ("2.0.0", "sent")
+        send(t, [f"{u.name}+other@test.example"], "other extension")
+        assert result(t, f"{u.name}+other@test.example")[:2] == ("2.0.0", "sent")
+        with open(os.path.join(u.home, "lists.out"), "rb") as f:
+            assert b"Subject: with extension" in f.read()
+        with open(os.path.join(u.home, "plain.out"), "rb") as f:
+            assert b"Subject: other extension" in f.read()
+        assert u.maildir_messages() == []
+
+
 def test_unsafe_forward_is_ignored():
     with harness.Tern(start=()) as t, LocalUser(t) as u:
         u.write(".forward", "someone@elsewhere.example\n", mode=0o666)

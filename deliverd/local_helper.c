@@ -11,13 +11,17 @@
  * can do with sendmail, deliver a message to a local recipient. */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <systemd/sd-event.h>
+
 #include "address.h"
+#include "log.h"
 #include "ipc.h"
 #include "local.h"
 #include "local_helper.h"
@@ -191,6 +195,18 @@ _Noreturn static void helper_main(const Config *c, int sock, pid_t parent) {
                 }
                 (void) close(conn);
         }
+}
+
+static int helper_on_gone(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        log_error("The local-delivery helper exited; stopping so that deliverd is started anew");
+        return sd_event_exit(sd_event_source_get_event(s), -EPIPE);
+}
+
+int local_helper_watch(sd_event *e) {
+        if (local_helper_fd < 0)
+                return 0;
+        /* The helper never writes on this socket: readable means it closed. */
+        return sd_event_add_io(e, NULL, local_helper_fd, EPOLLIN | EPOLLRDHUP, helper_on_gone, NULL);
 }
 
 int local_helper_start(const Config *c, const char *config_path) {

@@ -13,6 +13,14 @@
  * the configuration deliverd started with. 0 or -errno. */
 int local_helper_start(const Config *c, const char *config_path);
 
+struct sd_event;
+/* In deliverd's main process: when the helper is gone (killed, crashed), no
+ * local delivery can ever succeed again and nothing unprivileged can start it
+ * anew, so the event loop ends with -EPIPE and deliverd exits with a failure
+ * for systemd to restart it (Restart=on-failure). No helper: nothing to do.
+ * 0 or -errno. */
+int local_helper_watch(struct sd_event *e);
+
 /* True in deliverd and its workers once the helper runs. */
 bool local_helper_active(void);
 

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "ipc.h"
+#include "local_helper.h"
 #include "log.h"
 #include "sandbox.h"
 #include "reload.h"
@@ -128,6 +129,9 @@ int main(int argc, char *argv[]) {
         r = sd_event_default(&event);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the event loop: %m"), 1;
+        r = local_helper_watch(event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the local-delivery helper: %m"), 1;
         r = server_new(event, config, fd, &server);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the server: %m"), 1;

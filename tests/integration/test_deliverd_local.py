@@ -579,6 +579,22 @@ def test_capabilities_are_reduced():
         assert int(h["CapPrm"], 16) == want, h
 
 
+def test_deliverd_exits_when_its_local_helper_dies():
+    # Without the helper no local delivery can succeed and nothing without
+    # capabilities can start it again: deliverd ends with a failure, for
+    # systemd to restart it.
+    if os.geteuid() != 0:
+        raise harness.Skip("the helper exists only when deliverd runs as root")
+    with harness.Tern(start=("deliverd",)) as t:
+        t.wait_until(lambda: "Ready, delivering" in t.log("deliverd"), what="deliverd ready")
+        (helper,) = [p for p in children(t.procs["deliverd"].pid) if comm(p) == "deliverd-local"]
+        os.kill(helper, signal.SIGKILL)
+        assert t.procs["deliverd"].wait(20) == 1
+        t.procs.pop("deliverd")
+        assert "The local-delivery helper exited; stopping so that deliverd is started anew" \
+            in t.log("deliverd")
+
+
 def test_smtp_to_maildir_end_to_end():
     with harness.Tern() as t:
         rcpt = f"{t.user}@{t.domain}"

@@ -13,254 +13,11 @@
 
 #include "config.h"
 #include "import_postfix.h"
+#include "postfix_conf.h"
 #include "ternctl.h"
 
 #define POSTFIX_FILE_MAX (1024u * 1024u)
-#define POSTFIX_VALUE_MAX (64u * 1024u)
-#define POSTFIX_EXPAND_DEPTH 20
 #define IMPORT_ENTRIES_MAX 128u
-
-/* ---- main.cf parsing and $name expansion ------------------------------- */
-
-static PostfixParam *postfix_find(const PostfixConf *c, const char *name) {
-        for (size_t i = 0; i < c->n; i++)
-                if (streq(c->params[i].name, name))
-                        return &c->params[i];
-        return NULL;
-}
-
-void postfix_conf_done(PostfixConf *c) {
-        for (size_t i = 0; i < c->n; i++) {
-                free(c->params[i].name);
-                free(c->params[i].value);
-        }
-        free(c->params);
-        *c = (PostfixConf) {};
-}
-
-static char *trim_dup(const char *p, size_t n) {
-        while (n > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                n--;
-        }
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
-                n--;
-        return memdup_str(p, n);
-}
-
-int postfix_conf_parse(const char *text, size_t len, PostfixConf *ret, unsigned *ret_line) {
-        PostfixConf c = {};
-        PostfixParam *last = NULL;
-        unsigned line = 0;
-        size_t pos = 0;
-
-        while (pos < len) {
-                const char *l = text + pos, *nl = memchr(l, '\n', len - pos);
-                size_t n = nl ? (size_t) (nl - l) : len - pos, k = 0;
-
-                pos += n + (nl ? 1 : 0);
-                line++;
-                while (k < n && (l[k] == ' ' || l[k] == '\t' || l[k] == '\r'))
-                        k++;
-                if (k == n || l[k] == '#')
-                        continue;
-                if (k > 0) {
-                        /* Continuation: "a logical line starts with non-whitespace". */
-                        _cleanup_free_ char *more = trim_dup(l + k, n - k);
-                        char *v;
-
-                        if (!last) {
-                                *ret_line = line;
-                                postfix_conf_done(&c);
-                                return -EBADMSG;
-                        }
-                        if (!more || strlen(last->value) + strlen(more) + 2 > POSTFIX_VALUE_MAX ||
-                            asprintf(&v, "%s%s%s", last->value, *last->value ? " " : "", more) < 0) {
-                                postfix_conf_done(&c);
-                                return -ENOMEM;
-                        }
-                        free(last->value);
-                        last->value = v;
-                        continue;
-                }
-                const char *eq = memchr(l, '=', n);
-                if (!eq) {
-                        *ret_line = line;
-                        postfix_conf_done(&c);
-                        return -EBADMSG;
-                }
-                _cleanup_free_ char *name = trim_dup(l, (size_t) (eq - l));
-                _cleanup_free_ char *value = trim_dup(eq + 1, n - (size_t) (eq - l) - 1);
-                if (!name || !value) {
-                        postfix_conf_done(&c);
-                        return -ENOMEM;
-                }
-                for (const char *p = name; *p; p++)
-                        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.')) {
-                                *ret_line = line;
-                                postfix_conf_done(&c);
-                                return -EBADMSG;
-                        }
-                last = postfix_find(&c, name);
-                if (last) {
-                        free(last->value);
-                        last->value = TAKE_PTR(value);
-                        last->line = line;
-                        continue;
-                }
-                PostfixParam *a = reallocarray_safe(c.params, c.n + 1, sizeof(PostfixParam));
-                if (!a) {
-                        postfix_conf_done(&c);
-                        return -ENOMEM;
-                }
-                c.params = a;
-                last = &c.params[c.n++];
-                *last = (PostfixParam) { .name = TAKE_PTR(name), .value = TAKE_PTR(value), .line = line };
-        }
-        *ret = c;
-        return 0;
-}
-
-/* Postfix's compiled-in defaults for what the translation reads. */
-static const char *postfix_default(const char *name, char *buf, size_t size) {
-        if (streq(name, "myhostname")) {
-                if (gethostname(buf, size) < 0)
-                        return "localhost";
-                buf[size - 1] = 0;
-                return buf;
-        }
-        if (streq(name, "mydomain"))
-                return NULL; /* computed by the caller from myhostname */
-        static const struct { const char *name, *value; } d[] = {
-                { "myorigin", "$myhostname" },
-                { "mydestination", "$myhostname, localhost.$mydomain, localhost" },
-                { "mail_name", "Postfix" },
-                { "queue_directory", "/var/spool/postfix" },
-                { "config_directory", "/etc/postfix" },
-                { "data_directory", "/var/lib/postfix" },
-                { "alias_maps", "hash:/etc/aliases" },
-                { "mail_spool_directory", "/var/mail" },
-                { "virtual_mailbox_base", "" },
-                { "smtpd_sasl_path", "smtpd" },
-                { "smtpd_sasl_type", "cyrus" },
-                { "smtpd_sasl_auth_enable", "no" },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(d); i++)
-                if (streq(d[i].name, name))
-                        return d[i].value;
-        return NULL;
-}
-
-static int expand_into(const PostfixConf *c, const char *name, int depth, FILE *out);
-
-static const char *raw_value(const PostfixConf *c, const char *name, char *buf, size_t size) {
-        const PostfixParam *p = postfix_find(c, name);
-
-        return p ? p->value : postfix_default(name, buf, size);
-}
-
-static int expand_text(const PostfixConf *c, const char *s, int depth, FILE *out) {
-        if (depth > POSTFIX_EXPAND_DEPTH)
-                return -ELOOP;
-        while (*s) {
-                char name[128], alt[1024];
-                const char *e;
-                char mode = 0;
-                size_t n;
-
-                if (*s != '$') {
-                        fputc(*s++, out);
-                        continue;
-                }
-                s++;
-                if (*s == '$') {
-                        fputc(*s++, out);
-                        continue;
-                }
-                alt[0] = 0;
-                if (*s == '{' || *s == '(') {
-                        char close = *s == '{' ? '}' : ')';
-
-                        e = strchr(s + 1, close);
-                        if (!e)
-                                return -EBADMSG;
-                        n = strcspn(s + 1, "?:}) ");
-                        if (s + 1 + n < e && (s[1 + n] == '?' || s[1 + n] == ':')) {
-                                mode = s[1 + n];
-                                (void) snprintf(alt, sizeof(alt), "%.*s", (int) (e - (s + 2 + n)), s + 2 + n);
-                        }
-                        if (n >= sizeof(name))
-                                return -EBADMSG;
-                        memcpy(name, s + 1, n);
-                        name[n] = 0;
-                        s = e + 1;
-                } else {
-                        n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-                        if (n == 0 || n >= sizeof(name)) {
-                                fputc('$', out);
-                                continue;
-                        }
-                        memcpy(name, s, n);
-                        name[n] = 0;
-                        s += n;
-                }
-                if (mode) {
-                        /* ${name?text}: text when name is non-empty; ${name:text}: when empty. */
-                        char dbuf[256];
-                        const char *v = raw_value(c, name, dbuf, sizeof(dbuf));
-                        bool set = v && *v;
-
-                        if ((mode == '?') == set) {
-                                int r = expand_text(c, alt, depth + 1, out);
-                                if (r < 0)
-                                        return r;
-                        }
-                        continue;
-                }
-                int r = expand_into(c, name, depth + 1, out);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static int expand_into(const PostfixConf *c, const char *name, int depth, FILE *out) {
-        char buf[256];
-        const char *v;
-
-        if (streq(name, "mydomain") && !postfix_find(c, name)) {
-                _cleanup_free_ char *host = postfix_conf_expand(c, "myhostname");
-                const char *dot = host ? strchr(host, '.') : NULL;
-
-                fputs(dot && dot[1] ? dot + 1 : "localdomain", out);
-                return 0;
-        }
-        v = raw_value(c, name, buf, sizeof(buf));
-        if (!v)
-                return 0; /* an unknown parameter expands to nothing, as in Postfix */
-        return expand_text(c, v, depth, out);
-}
-
-char *postfix_conf_expand(const PostfixConf *c, const char *name) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f;
-        int r;
-
-        if (!postfix_find(c, name) && !postfix_default(name, (char[256]) {}, 256) &&
-            !streq(name, "mydomain"))
-                return NULL;
-        f = open_memstream(&buf, &len);
-        if (!f)
-                return NULL;
-        r = expand_into(c, name, 0, f);
-        if (fclose(f) != 0 || r < 0 || len > POSTFIX_VALUE_MAX) {
-                free(buf);
-                return NULL;
-        }
-        return buf;
-}
 
 /* ---- translation --------------------------------------------------------- */
 
@@ -302,7 +59,7 @@ static bool import_was_handled(const Import *im, const char *name) {
 
 static void import_skip(Import *im, const char *name, const char *fmt, ...) _printf_(3, 4);
 static void import_skip(Import *im, const char *name, const char *fmt, ...) {
-        const PostfixParam *p = postfix_find(im->pf, name);
+        const PostfixParam *p = postfix_conf_find(im->pf, name);
         _cleanup_free_ char *why = NULL;
         char *s, **l;
         va_list ap;
@@ -326,7 +83,7 @@ static void import_skip(Import *im, const char *name, const char *fmt, ...) {
 
 static void import_set(Import *im, const char *name, const char *section, const char *key,
                        const char *value) {
-        const PostfixParam *p = postfix_find(im->pf, name);
+        const PostfixParam *p = postfix_conf_find(im->pf, name);
         ImportEntry *e;
 
         import_handled(im, name);
@@ -391,7 +148,7 @@ static void import_table(Import *im, const char *name, const char *section, cons
         _cleanup_strv_free_ char **l = NULL;
         const char *path;
 
-        if (!postfix_find(im->pf, name) || !v)
+        if (!postfix_conf_find(im->pf, name) || !v)
                 return;
         l = split_list(v);
         if (!l || !l[0]) {
@@ -419,7 +176,7 @@ static void import_domains(Import *im, const char *name, const char *section, co
         size_t len = 0;
         FILE *f;
 
-        if (!postfix_find(im->pf, name) && !streq(name, "mydestination"))
+        if (!postfix_conf_find(im->pf, name) && !streq(name, "mydestination"))
                 return;
         if (!v || !(l = split_list(v)))
                 return;
@@ -446,7 +203,7 @@ static void import_networks(Import *im) {
         size_t len = 0;
         FILE *f;
 
-        if (!postfix_find(im->pf, "mynetworks") || !v || !(l = split_list(v)))
+        if (!postfix_conf_find(im->pf, "mynetworks") || !v || !(l = split_list(v)))
                 return;
         f = open_memstream(&out, &len);
         if (!f)
@@ -467,7 +224,7 @@ static void import_networks(Import *im) {
 static void import_simple(Import *im, const char *name, const char *section, const char *key) {
         _cleanup_free_ char *v = NULL;
 
-        if (!postfix_find(im->pf, name))
+        if (!postfix_conf_find(im->pf, name))
                 return;
         v = postfix_conf_expand(im->pf, name);
         if (v)
@@ -478,7 +235,7 @@ static void import_tls_level(Import *im, const char *name, const char *section, 
                              bool client) {
         _cleanup_free_ char *v = NULL;
 
-        if (!postfix_find(im->pf, name))
+        if (!postfix_conf_find(im->pf, name))
                 return;
         v = postfix_conf_expand(im->pf, name);
         if (!v)
@@ -501,7 +258,7 @@ static void import_sasl(Import *im) {
         _cleanup_free_ char *qdir = postfix_conf_expand(im->pf, "queue_directory");
         _cleanup_free_ char *abs = NULL;
 
-        if (!postfix_find(im->pf, "smtpd_sasl_auth_enable") && !postfix_find(im->pf, "smtpd_sasl_type"))
+        if (!postfix_conf_find(im->pf, "smtpd_sasl_auth_enable") && !postfix_conf_find(im->pf, "smtpd_sasl_type"))
                 return;
         if (!enable || strcasecmp(enable, "yes") != 0) {
                 import_set(im, "smtpd_sasl_auth_enable", "Auth", "Backend", "none");
@@ -518,7 +275,7 @@ static void import_sasl(Import *im) {
         import_set(im, "smtpd_sasl_type", "Auth", "Backend", "dovecot");
         if (path && path[0] != '/' && asprintf(&abs, "%s/%s", qdir ?: "/var/spool/postfix", path) < 0)
                 abs = NULL;
-        if (postfix_find(im->pf, "smtpd_sasl_path") && (path || abs)) {
+        if (postfix_conf_find(im->pf, "smtpd_sasl_path") && (path || abs)) {
                 import_set(im, "smtpd_sasl_path", "Auth", "DovecotSocket", abs ?: path);
                 if (abs)
                         import_skip(im, "smtpd_sasl_path", "relative to Postfix's queue directory (%s); "
@@ -556,7 +313,7 @@ static void import_virtual_user(Import *im) {
         char *end;
         unsigned long uid;
 
-        if (!postfix_find(im->pf, "virtual_uid_maps") || !v)
+        if (!postfix_conf_find(im->pf, "virtual_uid_maps") || !v)
                 return;
         if (strncmp(v, "static:", 7) != 0) {
                 import_skip(im, "virtual_uid_maps", "only static:UID is supported: tern delivers every "
@@ -580,7 +337,7 @@ static void import_myorigin(Import *im) {
         _cleanup_free_ char *host = postfix_conf_expand(im->pf, "myhostname");
         char line[256] = "";
 
-        if (!postfix_find(im->pf, "myorigin") || !origin)
+        if (!postfix_conf_find(im->pf, "myorigin") || !origin)
                 return;
         if (origin[0] == '/') {
                 /* Postfix reads the first line of a file named here (Debian's /etc/mailname). */
@@ -595,7 +352,7 @@ static void import_myorigin(Import *im) {
                 return;
         }
         /* tern qualifies local senders with Hostname: the closest thing. */
-        if (!postfix_find(im->pf, "myhostname") && o[0] != '/') {
+        if (!postfix_conf_find(im->pf, "myhostname") && o[0] != '/') {
                 import_set(im, "myorigin", "Server", "Hostname", o);
                 import_skip(im, "myorigin", "tern has no separate origin domain; used as Hostname");
                 return;
@@ -607,7 +364,7 @@ static void import_myorigin(Import *im) {
 static void import_size(Import *im) {
         _cleanup_free_ char *v = NULL;
 
-        if (!postfix_find(im->pf, "message_size_limit"))
+        if (!postfix_conf_find(im->pf, "message_size_limit"))
                 return;
         v = postfix_conf_expand(im->pf, "message_size_limit");
         if (v && streq(v, "0")) {
@@ -621,7 +378,7 @@ static void import_size(Import *im) {
 
 static void import_banner(Import *im) {
         _cleanup_free_ char *v = NULL;
-        const PostfixParam *p = postfix_find(im->pf, "smtpd_banner");
+        const PostfixParam *p = postfix_conf_find(im->pf, "smtpd_banner");
 
         if (!p)
                 return;

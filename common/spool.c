@@ -236,7 +236,7 @@ int spool_stage(int spool_dirfd, const SpoolEnvelope *e, const void *body, size_
         }
         /* Only a hint: fsync in spool_commit is what makes the file durable. */
         (void) sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        *ret = (SpoolStaged) { .fd = TAKE_FD(fd), .result = 0 };
+        *ret = (SpoolStaged) { .fd = TAKE_FD(fd), .result = 0, .synced = false };
         memcpy(ret->id, e->id, strlen(e->id) + 1);
         r = 0;
 out:
@@ -284,8 +284,10 @@ static int spool_commit_full(int spool_dirfd, SpoolStaged *v, size_t n, bool dir
                                 v[i].result = -EBADF;
                         continue;
                 }
-                if (fsync(v[i].fd) < 0 ||
-                    renameat2(tmpdir, v[i].id, queuedir, v[i].id, RENAME_NOREPLACE) < 0) {
+                if (v[i].synced && v[i].result < 0)
+                        (void) unlinkat(tmpdir, v[i].id, 0);
+                else if ((!v[i].synced && fsync(v[i].fd) < 0) ||
+                         renameat2(tmpdir, v[i].id, queuedir, v[i].id, RENAME_NOREPLACE) < 0) {
                         v[i].result = negative_errno();
                         (void) unlinkat(tmpdir, v[i].id, 0);
                 } else {

@@ -168,6 +168,8 @@ typedef struct SpoolStaged {
         char id[SPOOL_ID_MAX];
         int fd;         /* tmp/<id>, open until spool_commit or spool_staged_discard */
         int result;     /* set by spool_commit: 0 durable, or -errno (nothing left behind) */
+        bool synced;    /* the caller already fsynced fd (result 0) or failed to (result < 0):
+                           spool_commit does not fsync it again */
 } SpoolStaged;
 
 /* Returns 0 and fills *ret, or -errno (nothing is left in tmp/). */

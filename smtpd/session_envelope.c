@@ -96,6 +96,14 @@ static int mail_params(Session *s, const Command *c, MailParams *m) {
                         if (param_seen(&seen, SEEN_SMTPUTF8) || p->value)
                                 return session_reply(s, 501, "5.5.4 Bad SMTPUTF8 parameter syntax"), 1;
                         m->smtputf8 = true;
+                } else if (command_param_is(p, "AUTH") && session_offers_auth(s)) {
+                        /* RFC 4954 5: AUTH=<> or the original submitter as xtext.
+                         * Relaying clients send it (Postfix does); we do not take
+                         * other servers' word for who submitted a message, so it
+                         * is checked and dropped, as 4954 5 allows. */
+                        if (!p->value || !((p->value_len == 2 && memcmp(p->value, "<>", 2) == 0) ||
+                                           command_xtext_valid(p->value, p->value_len)))
+                                return session_reply(s, 501, "5.5.4 Bad AUTH parameter syntax"), 1;
                 } else
                         /* RFC 5321 4.1.1.11: a parameter we did not advertise. */
                         return session_reply(s, 555, "5.5.4 Unsupported option: %.*s",

@@ -193,6 +193,24 @@ def test_failure_limit_disconnects_and_logs_without_password():
         assert "wrong-" not in log, log
 
 
+def test_mail_auth_parameter_accepted_once_auth_is_offered():
+    """RFC 4954 5: a server that offers AUTH accepts MAIL ... AUTH=<> (relaying MTAs send it)."""
+    with TableAuth() as t:
+        with TlsClient(t.smtp_port) as c:
+            c.line()
+            c.ehlo()
+            c.send("MAIL FROM:<a@test.example> AUTH=<>\r\n")
+            c.expect("555 5.5.4 Unsupported option: AUTH")  # not offered before TLS
+            c.starttls()
+            c.ehlo()
+            for value, reply in (("<>", "250 2.1.0 Ok"), ("alice+40test.example", "250 2.1.0 Ok"),
+                                 ("bad+4", "501 5.5.4 Bad AUTH parameter syntax")):
+                c.send(f"MAIL FROM:<a@test.example> AUTH={value}\r\n")
+                c.expect(reply)
+                c.send("RSET\r\n")
+                c.expect("250 2.0.0 Ok")
+
+
 def test_submission_requires_auth_then_relays():
     with TableAuth(role="submission") as t:
         with tls_session(t) as c:

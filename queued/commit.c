@@ -68,10 +68,20 @@ static void commit_sync_parallel(SpoolStaged *v, size_t n) {
         CommitSync tasks[COMMIT_SYNC_THREADS_MAX];
         size_t k = n < COMMIT_SYNC_THREADS_MAX ? n : COMMIT_SYNC_THREADS_MAX, started = 0;
 
+        static bool warned;
+        int r = 0;
+
         for (size_t i = 0; i < k; i++) {
                 tasks[i] = (CommitSync) { .v = v, .n = n, .first = i, .stride = k };
-                if (started == i && pthread_create(&threads[i], NULL, commit_sync_thread, &tasks[i]) == 0)
+                if (started == i && (r = pthread_create(&threads[i], NULL, commit_sync_thread,
+                                                        &tasks[i])) == 0)
                         started++;
+        }
+        if (started < k && !warned) {
+                /* E.g. a seccomp filter without clone3: correct, only slower. */
+                log_warning_errno(-r, "Cannot start threads to fsync arriving messages together, "
+                                  "fsyncing them one after another: %m");
+                warned = true;
         }
         for (size_t i = started; i < k; i++)
                 (void) commit_sync_thread(&tasks[i]);

@@ -9,7 +9,10 @@ Container of test_system.py):
     STOPPING and "Stopped" log lines), the message stays queued and held
     across the restart, and `ternctl queue release` has it delivered;
   - `ternctl queue show` and `--json` describe it; an unprivileged user may
-    list the queue but not change it.
+    list the queue but not change it;
+  - 30 messages sent at once over 10 connections are all accepted and
+    delivered, with the group commit's fsync threads allowed by the unit's
+    sandbox (no "Cannot start threads" in the journal).
 
 Needs root and systemd-nspawn; exits 77 otherwise (as test_system.py)."""
 
@@ -99,6 +102,36 @@ def hold_stop_release(t):
     log(f"  {qid}: held across a stop and a start, delivered once released")
 
 
+BURST = """
+import smtplib, threading
+codes = []
+def one(n):
+    with smtplib.SMTP("127.0.0.1", 25, local_hostname="burst.test", timeout=60) as s:
+        s.ehlo()
+        for i in range(3):
+            s.mail("sender@example.org")
+            s.rcpt("alice@localhost")
+            codes.append(s.data(f"Subject: burst {n}/{i}\\r\\n\\r\\nx\\r\\n".encode())[0])
+ts = [threading.Thread(target=one, args=(n,)) for n in range(10)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(sorted(codes) == [250] * 30, len(codes))
+"""
+
+
+def burst(t):
+    c = t.c
+    log("a burst of 30 messages over 10 connections (group commit under the unit's sandbox)")
+    r = c.run(["python3", "-"], input=BURST, check=False)
+    if r.stdout.strip() != "True 30":
+        raise Failure(f"the burst was not all accepted: {r.stdout}{r.stderr}")
+    wait_until(lambda: sum(1 for s in t.delivered() if s.startswith("burst ")) == 30, 60,
+               "the 30 burst messages delivered")
+    j = c.run(["journalctl", "--no-pager", "-o", "cat", "-u", "tern-queued.service"]).stdout
+    if "Cannot start threads" in j:
+        raise Failure("queued could not start its fsync threads under the unit's sandbox:\n" + j)
+
+
 def main():
     if os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("swaks"):
         print("system-test-queue: needs root, systemd-nspawn and swaks; skipped")
@@ -128,6 +161,7 @@ def main():
         t.start()
         status_and_watchdog(t)
         hold_stop_release(t)
+        burst(t)
         t.no_failed_units()
         ok = True
     except Failure as e:

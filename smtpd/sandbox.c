@@ -40,8 +40,15 @@ static int drop_capabilities(void) {
         caps = cap_init(); /* all three sets empty */
         if (!caps)
                 return negative_errno();
-        if (cap_set_proc(caps) < 0)
-                r = negative_errno();
+        /* Under its unit smtpd starts with no capabilities at all; then it
+         * makes no capset() call, so the unit's filter may forbid @privileged
+         * (docs/hardening.md). */
+        cap_t current = cap_get_proc();
+        if (!current || cap_compare(current, caps) != 0)
+                if (cap_set_proc(caps) < 0)
+                        r = negative_errno();
+        if (current)
+                (void) cap_free(current);
         (void) cap_free(caps);
         return r;
 }

@@ -58,25 +58,36 @@ static void client_address(Session *s, const Config *config) {
  * sandbox: the certificate and key, the AUTH back end (a mapped table or a
  * connected socket) and the sender login map. A broken piece is logged and
  * left out (no STARTTLS, no AUTH), as Postfix carries on without TLS when its
- * key is unreadable; the submission roles then refuse mail (session_auth.c). */
-static void secure_setup(Session *s, const Config *config, SSL_CTX **ret_ctx, AuthBackend **ret_auth,
-                         Table **ret_logins) {
+ * key is unreadable; the submission roles then refuse mail (session_auth.c).
+ * On port 25 only the PEM files are read here: the OpenSSL context (most of
+ * TLS's set-up cost) is made at the first STARTTLS (session_tls.c), so
+ * sessions that never ask for TLS do not pay for it. */
+static void secure_setup(Session *s, const Config *config, TlsFiles **ret_files, SSL_CTX **ret_ctx,
+                         AuthBackend **ret_auth, Table **ret_logins) {
         char err[512] = "";
         int r;
 
         if (!isempty(config->tls_certificate_file) &&
             (s->role != SMTPD_ROLE_SMTP || !streq(config->tls_security_level, "none"))) {
-                r = tls_context_new(config->tls_certificate_file,
-                                    isempty(config->tls_key_file) ? config->tls_certificate_file
-                                                                  : config->tls_key_file,
-                                    ret_ctx, err, sizeof(err));
+                r = tls_files_read(config->tls_certificate_file,
+                                   isempty(config->tls_key_file) ? config->tls_certificate_file
+                                                                 : config->tls_key_file,
+                                   ret_files, err, sizeof(err));
+                /* Submission always needs TLS: check the key now, before AUTH
+                 * is set up on top of it. */
+                if (r >= 0 && s->role != SMTPD_ROLE_SMTP) {
+                        r = tls_context_new(*ret_files, ret_ctx, err, sizeof(err));
+                        if (r < 0)
+                                *ret_files = tls_files_free(*ret_files);
+                }
                 if (r < 0)
                         (void) log_error_errno(r, "TLS is unavailable for %s: %s", s->client,
                                                err[0] ? err : "cannot set up OpenSSL");
         }
+        s->tls_files = *ret_files;
         s->tls_ctx = *ret_ctx;
         /* Without TLS there is no AUTH (RFC 4954 4): do not even connect. */
-        if (!s->tls_ctx)
+        if (!s->tls_files)
                 return;
         err[0] = 0;
         r = auth_backend_open(config, ret_auth, err, sizeof(err));
@@ -132,6 +143,7 @@ int main(int argc, char **argv) {
         _cleanup_(queue_client_freep) QueueClient *queue = NULL;
         _cleanup_free_ Session *s = NULL;
         _cleanup_free_ char *dropin = NULL;
+        _cleanup_(tls_files_freep) TlsFiles *tls_files = NULL;
         _cleanup_(tls_context_freep) SSL_CTX *tls_ctx = NULL;
         _cleanup_(auth_backend_freep) AuthBackend *auth = NULL;
         _cleanup_(table_closep) Table *sender_logins = NULL;
@@ -194,7 +206,7 @@ int main(int argc, char **argv) {
         }
         s->queue = queue;
 
-        secure_setup(s, config, &tls_ctx, &auth, &sender_logins);
+        secure_setup(s, config, &tls_files, &tls_ctx, &auth, &sender_logins);
 
         /* Access tables and the DNS blocklist socket (policy.c, rbl.c). */
         r = policy_new(config, s->client_addr, &policy);
@@ -217,5 +229,7 @@ int main(int argc, char **argv) {
         }
 
         r = session_run(s);
+        if (s->tls_ctx != tls_ctx) /* made at STARTTLS */
+                (void) tls_context_free(s->tls_ctx);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

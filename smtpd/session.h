@@ -42,7 +42,8 @@ typedef struct Session {
 
         /* TLS and AUTH (session_tls.c, session_auth.c); set up by main.c
          * before the sandbox, owned by main.c. */
-        SSL_CTX *tls_ctx;          /* NULL: no certificate, no STARTTLS */
+        struct TlsFiles *tls_files;/* NULL: no certificate, no STARTTLS */
+        SSL_CTX *tls_ctx;          /* made from tls_files at the first STARTTLS on port 25 */
         AuthBackend *auth;         /* NULL: no AUTH offered */
         Table *sender_logins;      /* NULL: an authenticated user may use any sender */
         bool tls;                  /* TLS is up */

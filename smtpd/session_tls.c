@@ -6,10 +6,26 @@
 #include "tls.h"
 
 bool session_offers_starttls(const Session *s) {
-        if (!s->tls_ctx || s->tls || s->role == SMTPD_ROLE_SUBMISSIONS)
+        if (!s->tls_files || s->tls || s->role == SMTPD_ROLE_SUBMISSIONS)
                 return false;
         /* SecurityLevel concerns port 25; submission always offers it. */
         return s->role != SMTPD_ROLE_SMTP || !streq(s->config->tls_security_level, "none");
+}
+
+/* The context, made on first use from the PEM read before the sandbox. */
+static int session_tls_context(Session *s) {
+        char err[512] = "";
+        int r;
+
+        if (s->tls_ctx)
+                return 0;
+        r = tls_context_new(s->tls_files, &s->tls_ctx, err, sizeof(err));
+        if (r < 0) {
+                (void) log_error_errno(r, "TLS is unavailable for %s: %s", s->client,
+                                       err[0] ? err : "cannot set up OpenSSL");
+                s->tls_files = NULL; /* not offered again; main.c owns it */
+        }
+        return r;
 }
 
 /* Runs the handshake and logs its outcome the way Postfix does. */
@@ -45,7 +61,7 @@ int session_tls_begin(Session *s) {
                 /* Submission needs AUTH, AUTH needs TLS: without a
                  * certificate no client could ever send mail here. Port 587
                  * can at least say so; port 465 cannot even do that. */
-                log_error("No certificate (CertificateFile in [TLS]): the %s role cannot serve %s",
+                log_error("No usable certificate (CertificateFile in [TLS]): the %s role cannot serve %s",
                           smtpd_role_to_string(s->role), s->client);
                 if (s->role == SMTPD_ROLE_SUBMISSION)
                         (void) io_reply(&s->io, "421 4.7.0 %s TLS not available, closing transmission channel",
@@ -68,6 +84,8 @@ int session_starttls(Session *s, const Command *c) {
          * envelope begun in the clear into the protected session. */
         if (s->in_transaction)
                 return session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        if (session_tls_context(s) < 0)
+                return session_reply(s, 454, "4.7.0 TLS not available due to local problem");
         r = session_reply(s, 220, "2.0.0 Ready to start TLS");
         if (r < 0)
                 return r;

@@ -2,9 +2,12 @@
  * the context lives for the process; everything here is non-blocking and
  * leaves the waiting (with deadlines) to io.c. */
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include "tls.h"
 
@@ -21,8 +24,133 @@ static int no_passphrase(char *buf, int size, int rwflag, void *userdata) {
         return 0;
 }
 
-int tls_context_new(const char *cert_file, const char *key_file, SSL_CTX **ret,
-                    char *ret_error, size_t error_size) {
+/* Reads a whole PEM file (before the sandbox). */
+static int read_pem(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        buf = malloc(TLS_PEM_MAX);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf + len, TLS_PEM_MAX - len);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = negative_errno();
+
+                        explicit_bzero(buf, len);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len == TLS_PEM_MAX) {
+                        explicit_bzero(buf, len);
+                        return -EFBIG;
+                }
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+TlsFiles *tls_files_free(TlsFiles *f) {
+        if (!f)
+                return NULL;
+        if (f->key_pem)
+                explicit_bzero(f->key_pem, f->key_len);
+        free(f->key_pem);
+        free(f->cert_pem);
+        free(f->cert_file);
+        free(f->key_file);
+        free(f);
+        return NULL;
+}
+
+int tls_files_read(const char *cert_file, const char *key_file, TlsFiles **ret, char *ret_error,
+                   size_t error_size) {
+        _cleanup_(tls_files_freep) TlsFiles *f = NULL;
+        int r;
+
+        /* OpenSSL reads its configuration file (system-wide policy) here, while
+         * files may still be opened. */
+        if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+                return -ENOMEM;
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->cert_file = strdup(cert_file);
+        f->key_file = strdup(key_file);
+        if (!f->cert_file || !f->key_file)
+                return -ENOMEM;
+        r = read_pem(cert_file, &f->cert_pem, &f->cert_len);
+        if (r < 0) {
+                (void) snprintf(ret_error, error_size, "Cannot read the certificate chain \"%s\": %s",
+                                cert_file, strerror(-r));
+                return r;
+        }
+        r = read_pem(key_file, &f->key_pem, &f->key_len);
+        if (r < 0) {
+                (void) snprintf(ret_error, error_size, "Cannot read the private key \"%s\": %s",
+                                key_file, strerror(-r));
+                return r;
+        }
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+/* The leaf certificate and its chain from memory, as
+ * SSL_CTX_use_certificate_chain_file() does from a file. */
+static int use_chain(SSL_CTX *ctx, const TlsFiles *f) {
+        BIO *b = BIO_new_mem_buf(f->cert_pem, (int) f->cert_len);
+        X509 *x;
+        unsigned long e;
+        int r = -EINVAL;
+
+        if (!b)
+                return -ENOMEM;
+        x = PEM_read_bio_X509_AUX(b, NULL, no_passphrase, NULL);
+        if (!x || SSL_CTX_use_certificate(ctx, x) != 1)
+                goto out;
+        X509_free(x);
+        (void) SSL_CTX_clear_chain_certs(ctx);
+        while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)))
+                if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+                        goto out;
+        x = NULL;
+        /* The end of the file shows as "no start line"; anything else is real. */
+        e = ERR_peek_last_error();
+        if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+                ERR_clear_error();
+                r = 0;
+        }
+out:
+        X509_free(x);
+        BIO_free(b);
+        return r;
+}
+
+static int use_key(SSL_CTX *ctx, const TlsFiles *f) {
+        BIO *b = BIO_new_mem_buf(f->key_pem, (int) f->key_len);
+        EVP_PKEY *k;
+        int r;
+
+        if (!b)
+                return -ENOMEM;
+        k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+        r = k && SSL_CTX_use_PrivateKey(ctx, k) == 1 ? 0 : -EINVAL;
+        EVP_PKEY_free(k);
+        BIO_free(b);
+        return r;
+}
+
+int tls_context_new(const TlsFiles *f, SSL_CTX **ret, char *ret_error, size_t error_size) {
         _cleanup_(tls_context_freep) SSL_CTX *ctx = NULL;
 
         ERR_clear_error();
@@ -47,14 +175,13 @@ int tls_context_new(const char *cert_file, const char *key_file, SSL_CTX **ret,
          * may have moved (memmove in io.c is for input only; be safe anyway). */
         SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 
-        SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-        if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
-                return tls_errorf(ret_error, error_size, "Cannot load the certificate chain", cert_file);
-        if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
-                return tls_errorf(ret_error, error_size, "Cannot load the private key", key_file);
+        if (use_chain(ctx, f) < 0)
+                return tls_errorf(ret_error, error_size, "Cannot load the certificate chain", f->cert_file);
+        if (use_key(ctx, f) < 0)
+                return tls_errorf(ret_error, error_size, "Cannot load the private key", f->key_file);
         if (SSL_CTX_check_private_key(ctx) != 1)
                 return tls_errorf(ret_error, error_size, "The private key does not match the certificate",
-                                  key_file);
+                                  f->key_file);
         *ret = TAKE_PTR(ctx);
         return 0;
 }

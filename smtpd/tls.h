@@ -1,18 +1,35 @@
-/* smtpd's TLS server side (OpenSSL): the context made once before the sandbox
- * (certificate and key are files the sandbox will not let us open), and the
- * non-blocking handshake, read and write that io.c runs over the connection
- * once STARTTLS (RFC 3207) or implicit TLS (RFC 8314) begins. */
+/* smtpd's TLS server side (OpenSSL): the certificate and key read before the
+ * sandbox (which forbids open), the context made from them when first needed,
+ * and the non-blocking handshake, read and write that io.c runs over the
+ * connection once STARTTLS (RFC 3207) or implicit TLS (RFC 8314) begins. */
 #pragma once
 
 #include <openssl/types.h>
 #include "util.h"
 
-/* Makes the server context: TLS 1.2 and 1.3 only, the PEM chain of cert_file
- * and the key of key_file, which must match. Returns 0 or -errno (-EINVAL: the
- * files do not hold a usable certificate and key; *ret_error then says why in
+#define TLS_PEM_MAX (1024u * 1024u)
+
+/* The certificate chain and key as read from their files before the sandbox;
+ * the context is made from them later, when a session first needs TLS. */
+typedef struct TlsFiles {
+        char *cert_file, *key_file;
+        char *cert_pem, *key_pem;
+        size_t cert_len, key_len;
+} TlsFiles;
+
+/* Initialises OpenSSL (it reads its configuration file) and reads both PEM
+ * files into memory. Returns 0 or -errno with *ret_error saying why. */
+int tls_files_read(const char *cert_file, const char *key_file, TlsFiles **ret, char *ret_error,
+                   size_t error_size);
+/* Frees f, wiping the key. */
+TlsFiles *tls_files_free(TlsFiles *f);
+DEFINE_POINTER_CLEANUP(TlsFiles, tls_files_free);
+
+/* Makes the server context from f (no file access: works in the sandbox):
+ * TLS 1.2 and 1.3 only, the chain and the key, which must match. Returns 0 or
+ * -errno (-EINVAL: no usable certificate and key; *ret_error then says why in
  * words an administrator can act on). */
-int tls_context_new(const char *cert_file, const char *key_file, SSL_CTX **ret,
-                    char *ret_error, size_t error_size);
+int tls_context_new(const TlsFiles *f, SSL_CTX **ret, char *ret_error, size_t error_size);
 SSL_CTX *tls_context_free(SSL_CTX *ctx);
 DEFINE_POINTER_CLEANUP(SSL_CTX, tls_context_free);
 

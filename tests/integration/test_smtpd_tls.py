@@ -196,7 +196,32 @@ def test_unreadable_certificate_means_no_starttls_and_a_log_line():
             ehlo = c.ehlo()
             assert not any("STARTTLS" in line for line in ehlo), ehlo
         t.wait_until(lambda: 'TLS is unavailable for' in t.log("smtpd"), what="log line")
-        assert "Cannot load the certificate chain \"/nonexistent/cert.pem\"" in t.log("smtpd")
+        assert ("Cannot read the certificate chain \"/nonexistent/cert.pem\": No such file or directory"
+                in t.log("smtpd")), t.log("smtpd")
+
+
+def test_broken_certificate_gives_454_at_starttls_and_plain_text_goes_on():
+    """Port 25 reads the PEM before the sandbox but builds the context only at
+    STARTTLS; a file that is no certificate shows there (Postfix's 454)."""
+    bad = os.path.join(cert_dir(), "garbage.pem")
+    with open(bad, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    with Tern(conf=f"[TLS]\nCertificateFile = {bad}\nKeyFile = {cert_dir()}/key.pem\n") as t:
+        with TlsClient(t.smtp_port) as c:
+            c.line()
+            assert "250-STARTTLS" in c.ehlo()
+            c.send("STARTTLS\r\n")
+            c.expect("454 4.7.0 TLS not available due to local problem")
+            assert not any("STARTTLS" in line for line in c.ehlo())
+            c.send("MAIL FROM:<a@test.example>\r\n")
+            c.expect("250 2.1.0 Ok")
+        t.wait_until(lambda: f'Cannot load the certificate chain "{bad}"' in t.log("smtpd"),
+                     what="log line")
+    # The submission roles check the key before the greeting.
+    with Tern(conf=f"[TLS]\nCertificateFile = {bad}\nKeyFile = {cert_dir()}/key.pem\n",
+              role="submission") as t:
+        with TlsClient(t.smtp_port) as c:
+            c.expect("421 4.7.0 mx.test.example TLS not available, closing transmission channel")
 
 
 def test_security_level_encrypt_requires_starttls_before_mail():

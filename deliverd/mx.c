@@ -131,8 +131,10 @@ static int mx_res_init(struct __res_state *state, const char *resolver) {
 }
 
 static void mx_target_set(MxTarget *t, const char *host, int family, const void *addr, uint16_t port) {
+        size_t n = strnlen(host, sizeof(t->host) - 1); /* callers checked the length */
+
         memset(t, 0, sizeof(*t));
-        (void) snprintf(t->host, sizeof(t->host), "%s", host);
+        memcpy(t->host, host, n);
         if (family == AF_INET) {
                 struct sockaddr_in *sa = (struct sockaddr_in *) &t->addr;
                 sa->sin_family = AF_INET;

@@ -140,7 +140,9 @@ def submit(t, rcpts):
 def test_lowest_preference_refusing_falls_back_to_the_next_mx():
     with Peers() as peers, harness.Tern(conf=conf()) as t:
         submit(t, ["user@multi.test"])
-        t.wait_until(lambda: peers.sink_messages(), what="smtp-sink to receive the message")
+        # smtp-sink creates its dump file first and writes it as the data comes.
+        t.wait_until(lambda: any(m.endswith(b"hello over the MX\n\n") for m in peers.sink_messages()),
+                     what="smtp-sink to receive the message")
         msg = peers.sink_messages()[0]
         assert b"X-Mail-Args: <sender@example.org>" in msg, msg
         assert b"X-Rcpt-Args: <user@multi.test>" in msg, msg

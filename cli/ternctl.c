@@ -126,10 +126,13 @@ static int verb_config(const char *path) {
         return EXIT_SUCCESS;
 }
 
+/* --json given before the verb ("ternctl --json queue"), as mailq users type it. */
+static bool arg_json;
+
 static int verb_queue_args(const char *path, int argc, char **argv) {
         char *args[argc > 0 ? argc : 1];
         size_t n = 0;
-        bool json = false;
+        bool json = arg_json;
 
         for (int i = 1; i < argc; i++) {
                 if (streq(argv[i], "--json"))
@@ -163,11 +166,12 @@ static const struct {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
+        enum { ARG_VERSION = 0x100, ARG_JSON };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "json", no_argument, NULL, ARG_JSON },
                 {},
         };
         const char *config = NULL;
@@ -182,6 +186,9 @@ int main(int argc, char *argv[]) {
                 case 'h':
                         help();
                         return EXIT_SUCCESS;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
                 case ARG_VERSION:
                         printf("tern %s\n", TERN_VERSION);
                         return EXIT_SUCCESS;

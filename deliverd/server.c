@@ -649,4 +649,9 @@ Server *server_free(Server *s) {
 
 void server_set_config(Server *s, const Config *c) {
         s->config = c;
+        /* The router points at the configuration it was made for. Without
+         * one, jobs are simply not handed to idle workers. */
+        s->router = router_free(s->router);
+        if (c->smtp_connection_reuse_usec > 0 && router_new(c, &s->router) < 0)
+                log_warning("Cannot set up routing for connection reuse, new connections for every job");
 }

@@ -34,6 +34,15 @@ const char *route_transport_to_string(RouteTransport t) {
         return transport_names[t];
 }
 
+static bool domain_in(char **list, const char *domain);
+
+bool route_domain_is_ours(const Config *c, const char *domain) {
+        if (isempty(domain))
+                return false;
+        return config_is_local_domain(c, domain) || domain_in(c->virtual_alias_domains, domain) ||
+               domain_in(c->virtual_mailbox_domains, domain);
+}
+
 int router_new(const Config *config, Router **ret) {
         Router *r = new0(Router, 1);
 

@@ -116,3 +116,8 @@ int route_split_local(const char *local, const char *delimiters, char *user, siz
 int route_parse_transport(const char *value, Route *route);
 
 const char *route_transport_to_string(RouteTransport t);
+
+/* True when mail for domain is ours to accept from anyone: a LocalDomains,
+ * virtual alias or virtual mailbox domain (Postfix's permit_auth_destination
+ * without relay_domains). Pure: smtpd's relay decision uses it. */
+bool route_domain_is_ours(const Config *c, const char *domain);

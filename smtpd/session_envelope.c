@@ -5,6 +5,7 @@
 #include "log.h"
 #include "network.h"
 #include "policy.h"
+#include "route.h"
 #include "session.h"
 
 /* SIZE=<digits> (RFC 1870). Returns 0, or -EINVAL. Values beyond 2^64 are
@@ -245,7 +246,7 @@ int session_rcpt(Session *s, const Command *c) {
                                               "5.5.2 <%s>: Recipient address rejected: need fully-qualified address",
                                               rcpt);
                 (void) snprintf(rcpt, sizeof(rcpt), "postmaster@%s", s->config->hostname);
-        } else if (!config_is_local_domain(s->config, c->path.domain)) {
+        } else if (!route_domain_is_ours(s->config, c->path.domain)) {
                 /* DESIGN promise 4: no open relay. '%', '!' and a quoted '@'
                  * could make a next hop relay onwards: never, for anyone.
                  * AUTH grants relaying (Postfix's permit_sasl_authenticated). */

@@ -114,4 +114,19 @@ def test_virtual_alias_domain_expansion():
         ], p.stdout
 
 
+def test_virtual_domains_are_accepted_from_untrusted_clients():
+    # smtpd's relay decision knows the virtual domains as its own: a client
+    # outside TrustedNetworks may send to them, and only to them.
+    with harness.Tern(conf="[Server]\nTrustedNetworks = 192.0.2.0/24\n", start=()) as t, \
+            LocalUser(t, "vm") as vmail, LocalUser(t) as u:
+        setup(t, vmail, u)
+        for d in ("queued", "deliverd", "smtpd"):
+            t.start(d)
+        assert rcpt_reply(t, "alice@vbox.example")[0] == 250
+        assert rcpt_reply(t, "info@alias.example")[0] == 250
+        assert rcpt_reply(t, f"{u.name}@test.example")[0] == 250
+        assert rcpt_reply(t, "someone@elsewhere.example") == (
+            554, b"5.7.1 <someone@elsewhere.example>: Relay access denied")
+
+
 harness.main(globals())

@@ -233,6 +233,12 @@ static void test_router(void) {
         expect_recipient(rt, "a b@x", 1, 501, "5.1.3");
         expect_recipient(rt, "anyone@remote.example", 0, 0, NULL);
 
+        CHECK(route_domain_is_ours(c, "test.example"));
+        CHECK(route_domain_is_ours(c, "VBOX.example"));
+        CHECK(route_domain_is_ours(c, "alias.example"));
+        CHECK(!route_domain_is_ours(c, "relay.example"));   /* a transport entry is not enough */
+        CHECK(!route_domain_is_ours(c, ""));
+
         /* A rebuilt table is seen at the next lookup. */
         write_table("transport", "elsewhere.example discard\n", TABLE_MAP);
         expect_route(rt, "u@elsewhere.example", ROUTE_DISCARD, NULL, "discard");

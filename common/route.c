@@ -383,6 +383,17 @@ int route_resolve(Router *rt, const char *addr, Route *ret) {
                 if (parse_hostport(c->relay_host, &route, true) < 0)
                         return -EINVAL;
                 route.reason = "relay host";
+        } else if (route.domain[0] == '[') {
+                /* An address literal (RFC 5321 4.1.3) names the host itself. */
+                const char *ip = route.domain + 1;
+                size_t n = strlen(ip);
+
+                if (strncasecmp(ip, "IPv6:", 5) == 0)
+                        ip += 5, n -= 5;
+                if (n < 2 || ip[n - 1] != ']')
+                        return -EINVAL;
+                (void) snprintf(route.nexthop, sizeof(route.nexthop), "%.*s", (int) (n - 1), ip);
+                route.reason = "address literal";
         } else {
                 (void) snprintf(route.nexthop, sizeof(route.nexthop), "%s", route.domain);
                 route.mx = true;

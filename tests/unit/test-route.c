@@ -205,6 +205,9 @@ static void test_router(void) {
         CHECK_STREQ(r.domain, "test.example");
         CHECK_INT(route_resolve(rt, "not an address", &r), -EINVAL);
 
+        expect_route(rt, "u@[192.0.2.7]", ROUTE_SMTP, "192.0.2.7", "smtp:[192.0.2.7]:25");
+        expect_route(rt, "u@[IPv6:2001:db8::1]", ROUTE_SMTP, "2001:db8::1", "smtp:[2001:db8::1]:25");
+
         free(c->relay_host), c->relay_host = strdup("[smart.example]:587");
         expect_route(rt, "u@elsewhere.example", ROUTE_SMTP, "smart.example", "smtp:[smart.example]:587");
         expect_route(rt, "u@relay.example", ROUTE_SMTP, "127.0.0.1", "smtp:[127.0.0.1]:2525");

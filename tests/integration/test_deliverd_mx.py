@@ -47,6 +47,9 @@ def enter_namespace():
     if os.geteuid() != 0 or not unshare or not ip:
         print("SKIP: needs root, unshare and ip for a network namespace")
         sys.exit(harness.SKIP)
+    if subprocess.run([unshare, "--net", "--", "true"], capture_output=True).returncode != 0:
+        print("SKIP: cannot create a network namespace here (no CAP_SYS_ADMIN?)")
+        sys.exit(harness.SKIP)
     env = dict(os.environ, **{INNER: "1"})
     r = subprocess.run([unshare, "--net", "--", sys.executable, os.path.abspath(__file__)]
                        + sys.argv[1:], env=env)

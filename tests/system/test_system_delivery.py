@@ -24,12 +24,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_system as ts  # noqa: E402
-from test_system import Container, Failure, SystemTest, log, wait_until  # noqa: E402
+from test_system import Failure, SystemTest, log, wait_until  # noqa: E402
 
 DT = "/run/dovecot-test"
 T2 = "/run/tern-relay"
@@ -258,64 +256,24 @@ class DeliveryTest(SystemTest):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("system-test: needs root (systemd-nspawn), skipped")
-        return ts.SKIP
-    for tool in ("systemd-nspawn", "nsenter", "swaks", "meson", "openssl", "systemd-socket-activate"):
-        if not shutil.which(tool):
-            print(f"system-test: {tool} is not installed, skipped")
-            return ts.SKIP
     if not os.path.exists("/usr/sbin/dovecot") or not os.path.exists("/usr/lib/dovecot/lmtp"):
-        print("system-test: dovecot-core and dovecot-lmtpd are not installed, skipped")
-        return ts.SKIP
-    build = os.environ.get("TERN_BUILD_DIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "../../build")
-    missing = [b for b in ts.BINARIES if not os.path.exists(os.path.join(build, b))]
-    if missing:
-        print(f"system-test: not built yet: {', '.join(missing)}; skipped")
+        print("system-test-delivery: dovecot-core and dovecot-lmtpd are not installed, skipped")
         return ts.SKIP
 
-    started = time.monotonic()
-    stage = tempfile.mkdtemp(prefix="tern-system-delivery-")
-    os.chmod(stage, 0o755)
-    certs = os.path.join(stage, "certs")
-    os.mkdir(certs)
-    c = Container(stage, f"tern-delivery-{os.getpid()}")
-    t = None
-    ok = False
-    try:
-        make_certs(certs)
-        r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", stage],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Failure(f"meson install failed:\n{r.stdout}{r.stderr}")
-        c.boot()
-        log(f"booted in {time.monotonic() - started:.1f}s")
-        t = DeliveryTest(c)
-        c.run(["useradd", "--create-home", "--shell", "/bin/sh", "alice"])
-        t.start()
+    def stage_setup(stage):
+        os.mkdir(os.path.join(stage, "certs"))
+        make_certs(os.path.join(stage, "certs"))
+
+    def body(t, stage):
+        certs = os.path.join(stage, "certs")
         t.start_dovecot()
         t.start_relay(certs)
         t.configure(certs)
         t.lmtp_delivery()
         t.relayed_delivery()
-        t.no_failed_units()
-        ok = True
-    except Failure as e:
-        print(f"system-test: FAIL: {e}", flush=True)
-        if t is not None:
-            t.dump_logs()
-        elif c.pid is None:
-            print(c.console_text())
-    finally:
-        if os.environ.get("TERN_KEEP_CONTAINER") and c.pid is not None:
-            log(f"kept container: nsenter -t {c.pid} -a bash  (kill {c.proc.pid} to stop)")
-        else:
-            c.stop()
-            shutil.rmtree(stage, ignore_errors=True)
-    log(f"{'passed' if ok else 'failed'} in {time.monotonic() - started:.1f}s")
-    return 0 if ok else 1
-
+    return ts.run_system_test("system-test-delivery", body,
+                              tools=("swaks", "openssl", "systemd-socket-activate"),
+                              test_class=DeliveryTest, stage_setup=stage_setup)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -269,51 +268,14 @@ def restore(stage, archive, qids):
 
 
 def main():
-    if os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("swaks"):
-        print("system-test-ops: needs root, systemd-nspawn and swaks; skipped")
-        return ts.SKIP
-    build = os.environ.get("TERN_BUILD_DIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "../../build")
-    need = ts.BINARIES + ("metrics/tern-metrics",)
-    missing = [b for b in need if not os.path.exists(os.path.join(build, b))]
-    if missing:
-        print(f"system-test-ops: not built yet: {', '.join(missing)}; skipped")
-        return ts.SKIP
-
-    started = time.monotonic()
-    stage = tempfile.mkdtemp(prefix="tern-system-ops-")
-    os.chmod(stage, 0o755)
-    c = Container(stage, f"tern-ops-{os.getpid()}")
-    t = None
-    ok = False
-    try:
-        r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", stage],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Failure(f"meson install failed:\n{r.stdout}{r.stderr}")
-        c.boot()
-        t = SystemTest(c)
-        c.run(["useradd", "--create-home", "--shell", "/bin/sh", "alice"])
-        c.run(["chmod", "0700", "/home/alice"])
-        t.start()
+    def body(t, stage):
         journal_log(t)
         reload(t)
         metrics(t)
         qids, archive = backup(t, stage)
-        t.no_failed_units()
-        c.stop()
-        restore(stage, archive, qids)
-        ok = True
-    except Failure as e:
-        print(f"system-test-ops: FAIL: {e}", flush=True)
-        if t is not None and c.proc is not None and c.proc.poll() is None:
-            t.dump_logs()
-    finally:
-        c.stop()
-        shutil.rmtree(stage, ignore_errors=True)
-    log(f"{'passed' if ok else 'failed'} in {time.monotonic() - started:.1f}s")
-    return 0 if ok else 1
-
+        # After the container is stopped: restore into a fresh one.
+        return lambda: restore(stage, archive, qids)
+    return ts.run_system_test("system-test-ops", body, binaries=("metrics/tern-metrics",))
 
 if __name__ == "__main__":
     sys.exit(main())

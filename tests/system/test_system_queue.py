@@ -19,15 +19,11 @@ Needs root and systemd-nspawn; exits 77 otherwise (as test_system.py)."""
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_system as ts  # noqa: E402
-from test_system import Container, Failure, SystemTest, log, wait_until  # noqa: E402
+from test_system import Failure, log, wait_until  # noqa: E402
 
 
 def show(c, prop, unit="tern-queued.service"):
@@ -133,47 +129,11 @@ def burst(t):
 
 
 def main():
-    if os.geteuid() != 0 or not shutil.which("systemd-nspawn") or not shutil.which("swaks"):
-        print("system-test-queue: needs root, systemd-nspawn and swaks; skipped")
-        return ts.SKIP
-    build = os.environ.get("TERN_BUILD_DIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "../../build")
-    missing = [b for b in ts.BINARIES if not os.path.exists(os.path.join(build, b))]
-    if missing:
-        print(f"system-test-queue: not built yet: {', '.join(missing)}; skipped")
-        return ts.SKIP
-
-    started = time.monotonic()
-    stage = tempfile.mkdtemp(prefix="tern-system-queue-")
-    os.chmod(stage, 0o755)
-    c = Container(stage, f"tern-queue-{os.getpid()}")
-    t = None
-    ok = False
-    try:
-        r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", stage],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise Failure(f"meson install failed:\n{r.stdout}{r.stderr}")
-        c.boot()
-        t = SystemTest(c)
-        c.run(["useradd", "--create-home", "--shell", "/bin/sh", "alice"])
-        c.run(["chmod", "0700", "/home/alice"])
-        t.start()
+    def body(t, stage):
         status_and_watchdog(t)
         hold_stop_release(t)
         burst(t)
-        t.no_failed_units()
-        ok = True
-    except Failure as e:
-        print(f"system-test-queue: FAIL: {e}", flush=True)
-        if t is not None and c.proc is not None and c.proc.poll() is None:
-            t.dump_logs()
-    finally:
-        c.stop()
-        shutil.rmtree(stage, ignore_errors=True)
-    log(f"{'passed' if ok else 'failed'} in {time.monotonic() - started:.1f}s")
-    return 0 if ok else 1
-
+    return ts.run_system_test("system-test-queue", body)
 
 if __name__ == "__main__":
     sys.exit(main())

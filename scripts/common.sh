@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 # What building tern needs on Debian 12 (used by the scripts that source this).
 # shellcheck disable=SC2034
 BUILD_PACKAGES=(meson ninja-build pkg-config gcc libc6-dev libsystemd-dev libssl-dev
-        libcap-dev libseccomp-dev libcdb-dev tinycdb systemd python3)
+        libcap-dev libseccomp-dev libcdb-dev tinycdb libcrypt-dev systemd python3)
 
 say() {
         printf '\n==> %s\n' "$*"

@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/capability.h>
+#include <signal.h>
 #include <sys/prctl.h>
 
 #include "local_helper.h"
@@ -126,5 +127,13 @@ int sandbox_drop_for_remote(void) {
         }
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;
+        /* A worker must not outlive deliverd: its results could no longer be
+         * recorded, so a delivery it finished would be repeated after the
+         * restart. Set after the uid change, which clears the death signal;
+         * a parent already gone left us to PID 1 (or a subreaper). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                return -errno;
+        if (getppid() == 1)
+                return -ESRCH;
         return 0;
 }

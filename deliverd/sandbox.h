@@ -11,5 +11,6 @@
 int sandbox_enter(const Config *c, const char *config_path);
 
 /* In a worker before remote delivery: becomes an unprivileged user ("nobody"
- * when run as root) with no capabilities and no_new_privs. 0 or -errno. */
+ * when run as root) with no capabilities and no_new_privs, killed with
+ * deliverd (PR_SET_PDEATHSIG). 0 or -errno (-ESRCH: deliverd is gone). */
 int sandbox_drop_for_remote(void);

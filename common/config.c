@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -1359,6 +1360,32 @@ int config_dump(const Config *c, FILE *f) {
         }
         if (fflush(f) != 0 || ferror(f))
                 return -EIO;
+        return 0;
+}
+
+int config_parse_daemon_argv(int argc, char *argv[], const char **ret_config) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *config = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'h':
+                        printf("%s [-c FILE|--config FILE]\n", argv[0]);
+                        return 1;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return -EINVAL;
+        *ret_config = config_path_resolve(config);
         return 0;
 }
 

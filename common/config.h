@@ -127,6 +127,12 @@ int config_load(const char *path, const char *dropin_dir, Config **ret, ConfigEr
  * $TERN_CONFIG if not empty, else CONFIG_DEFAULT_PATH. Never NULL. */
 const char *config_path_resolve(const char *arg);
 
+/* The command line of the daemons (tern-queued, tern-deliverd):
+ * [-c FILE|--config FILE] [-h|--help]. Returns 0 and the configuration path
+ * (config_path_resolve) in *ret_config, 1 when the usage was printed for
+ * --help, or -EINVAL for a bad command line. */
+int config_parse_daemon_argv(int argc, char *argv[], const char **ret_config);
+
 /* A Config with only the compiled-in defaults. */
 int config_new_default(Config **ret);
 

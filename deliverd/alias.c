@@ -21,6 +21,37 @@ void local_targets_done(LocalTargets *l) {
         *l = (LocalTargets) {};
 }
 
+int alias_read_list_file(int fd, const struct stat *st, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = malloc((size_t) st->st_size + 1);
+        size_t n = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        while (n < (size_t) st->st_size) {
+                ssize_t k = read(fd, buf + n, (size_t) st->st_size - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        if (memchr(buf, 0, n))
+                return -EBADMSG;
+        /* '#' lines are comments, as in the alias file. */
+        for (char *line = buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (line[0] == '#')
+                        memset(line, ' ', nl ? (size_t) (nl - line) : strlen(line));
+                line = nl ? nl + 1 : NULL;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
+}
+
 int alias_split(const char *value, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         size_t n = 0, len = strlen(value);
@@ -142,33 +173,13 @@ static int expand_include(const AliasContext *ctx, const char *file, const char 
                         file);
                 return -EINVAL;
         }
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (n < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + n, (size_t) st.st_size - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        buf[n] = 0;
-        if (memchr(buf, 0, n)) {
+        r = alias_read_list_file(fd, &st, &buf, &n);
+        if (r == -EBADMSG) {
                 set_err(err, err_size, "include file \"%.200s\" contains NUL bytes", file);
                 return -EINVAL;
         }
-        /* '#' lines are comments, as in the alias file. */
-        for (char *line = buf; line && *line;) {
-                char *nl = strchr(line, '\n');
-                if (line[0] == '#') {
-                        size_t l = nl ? (size_t) (nl - line) : strlen(line);
-                        memset(line, ' ', l);
-                }
-                line = nl ? nl + 1 : NULL;
-        }
+        if (r < 0)
+                return r;
         r = alias_split(buf, &items);
         if (r < 0) {
                 set_err(err, err_size, "bad quoting in include file \"%.200s\"", file);

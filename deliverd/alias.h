@@ -3,6 +3,8 @@
  * the recursive expansion of a local name through the alias table. */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <sys/types.h>
 
 #include "config.h"
@@ -42,6 +44,12 @@ void local_targets_done(LocalTargets *l);
  * around items is dropped, empty items are skipped. Pure. 0 and a new strv,
  * -EINVAL (unterminated quote) or -ENOMEM. */
 int alias_split(const char *value, char ***ret);
+
+/* Reads the regular file fd (st from fstat, its size already checked by the
+ * caller) whole, as the text of an :include: list or a .forward file, with
+ * '#' comment lines blanked out. Returns 0 and the NUL-terminated text in
+ * *ret (its length in *ret_len), -EBADMSG when it holds a NUL byte, or -errno. */
+int alias_read_list_file(int fd, const struct stat *st, char **ret, size_t *ret_len);
 
 /* Whose privileges file and command targets get: the owner of the list
  * (alias file, :include: file), or DefaultPrivileges when that is root. */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "alias.h"
 #include "forward.h"
 #include "local.h"
 #include "submit.h"
@@ -72,6 +73,7 @@ int forward_read(const char *path, uid_t uid, char **ret) {
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t n = 0;
+        int r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
@@ -87,29 +89,9 @@ int forward_read(const char *path, uid_t uid, char **ret) {
         if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > FORWARD_FILE_MAX ||
             (st.st_mode & (S_IWGRP | S_IWOTH)) || (st.st_uid != uid && st.st_uid != 0))
                 return -EINVAL;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (n < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + n, (size_t) st.st_size - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        buf[n] = 0;
-        if (memchr(buf, 0, n))
-                return -EINVAL;
-        /* '#' comment lines. */
-        for (char *line = buf; line && *line;) {
-                char *nl = strchr(line, '\n');
-                if (line[0] == '#')
-                        memset(line, ' ', nl ? (size_t) (nl - line) : strlen(line));
-                line = nl ? nl + 1 : NULL;
-        }
+        r = alias_read_list_file(fd, &st, &buf, &n);
+        if (r < 0)
+                return r == -EBADMSG ? -EINVAL : r;
         if (strspn(buf, " \t\r\n,") == n) {
                 *ret = NULL;
                 return 0;

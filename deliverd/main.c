@@ -1,7 +1,6 @@
 /* tern-deliverd: set-up only. Reads the configuration, takes the socket from
  * systemd (or binds DeliverdSocket itself), enters the sandbox, and runs the
  * event loop of server.c until SIGTERM and the last worker are done. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
@@ -20,31 +19,6 @@
 #include "server.h"
 
 static const char *arg_config;
-
-static int parse_argv(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "config", required_argument, NULL, 'c' },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'c':
-                        arg_config = optarg;
-                        break;
-                case 'h':
-                        printf("%s [-c FILE|--config FILE]\n", argv[0]);
-                        exit(0);
-                default:
-                        return -EINVAL;
-                }
-        if (optind < argc)
-                return -EINVAL;
-        arg_config = config_path_resolve(arg_config);
-        return 0;
-}
 
 /* The socket systemd passed (tern-deliverd.socket), or our own bound to
  * DeliverdSocket with mode 0600, owned by the queue user (when we are root) so
@@ -94,7 +68,10 @@ int main(int argc, char *argv[]) {
         int fd, r;
 
         log_open("tern-deliverd");
-        if (parse_argv(argc, argv) < 0) {
+        r = config_parse_daemon_argv(argc, argv, &arg_config);
+        if (r > 0)
+                return 0;
+        if (r < 0) {
                 fprintf(stderr, "Usage: %s [-c FILE|--config FILE]\n", argv[0]);
                 return 2;
         }

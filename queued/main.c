@@ -2,7 +2,6 @@
  * the queue from it, takes the socket from systemd (or binds QueuedSocket
  * itself) and runs the event loop until SIGTERM. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,31 +33,6 @@ typedef struct Context {
         uint64_t tick_usec;
         bool watchdog;
 } Context;
-
-static int parse_argv(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "config", required_argument, NULL, 'c' },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'c':
-                        arg_config = optarg;
-                        break;
-                case 'h':
-                        printf("%s [-c FILE|--config FILE]\n", argv[0]);
-                        exit(0);
-                default:
-                        return -EINVAL;
-                }
-        if (optind < argc)
-                return -EINVAL;
-        arg_config = config_path_resolve(arg_config);
-        return 0;
-}
 
 /* The socket systemd passed (tern-queued.socket), or our own bound to
  * QueuedSocket with mode 0666: anyone may submit, queued learns who from
@@ -157,7 +131,10 @@ int main(int argc, char *argv[]) {
         int fd, r;
 
         log_open("tern-queued");
-        if (parse_argv(argc, argv) < 0) {
+        r = config_parse_daemon_argv(argc, argv, &arg_config);
+        if (r > 0)
+                return 0;
+        if (r < 0) {
                 fprintf(stderr, "Usage: %s [-c FILE|--config FILE]\n", argv[0]);
                 return 2;
         }

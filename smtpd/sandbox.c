@@ -5,6 +5,8 @@
  * fail with EPERM, exec and ptrace kill the process. */
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/capability.h>
@@ -87,7 +89,17 @@ static const int killed_syscalls[] = {
         SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace), SCMP_SYS(open_by_handle_at),
 };
 
-static int load_filter(void) {
+/* tgkill's own pid, in a filter built before the pid is known (a supervisor
+ * prepares it once for all the children it forks): a value no pid can have
+ * (PID_MAX_LIMIT is 2^22), replaced in the compiled program by the child. */
+#define SANDBOX_PID_PLACEHOLDER 0x7e57ab1eu
+
+/* The filter compiled to BPF by sandbox_prepare(); NULL until then. */
+static struct sock_filter *sandbox_program;
+static unsigned short sandbox_program_len;
+static size_t sandbox_pid_index;   /* the instruction comparing tgkill's target */
+
+static int build_filter(uint32_t pid, scmp_filter_ctx *ret) {
         scmp_filter_ctx ctx;
         int r;
 
@@ -100,32 +112,106 @@ static int load_filter(void) {
                         continue;
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
                 if (r < 0)
-                        goto out;
+                        goto fail;
         }
         /* Memory may be mapped, never made executable: code injected into a
          * buffer stays data (W^X, as MemoryDenyWriteExecute= in the unit). */
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
         if (r < 0)
-                goto out;
+                goto fail;
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
         if (r < 0)
-                goto out;
+                goto fail;
         /* abort() raises SIGABRT with tgkill on itself; no other target. */
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) getpid()));
+                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) pid));
         if (r < 0)
-                goto out;
+                goto fail;
         for (size_t i = 0; i < ELEMENTSOF(killed_syscalls); i++) {
                 if (killed_syscalls[i] < 0)
                         continue;
                 r = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, killed_syscalls[i], 0);
                 if (r < 0)
-                        goto out;
+                        goto fail;
         }
+        *ret = ctx;
+        return 0;
+fail:
+        seccomp_release(ctx);
+        return r;
+}
+
+int sandbox_prepare(void) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ struct sock_filter *prog = NULL;
+        scmp_filter_ctx ctx;
+        size_t n, index = SIZE_MAX;
+        off_t size;
+        int r;
+
+        if (sandbox_program)
+                return 0;
+        r = build_filter(SANDBOX_PID_PLACEHOLDER, &ctx);
+        if (r < 0)
+                return r;
+        /* libseccomp 2.5 (Debian 12) can only export to a file descriptor. */
+        fd = memfd_create("tern-seccomp", MFD_CLOEXEC);
+        if (fd < 0)
+                r = negative_errno();
+        else
+                r = seccomp_export_bpf(ctx, fd);
+        seccomp_release(ctx);
+        if (r < 0)
+                return r;
+        size = lseek(fd, 0, SEEK_END);
+        if (size < 0)
+                return negative_errno();
+        if (size == 0 || (size_t) size % sizeof(struct sock_filter) != 0 ||
+            (size_t) size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+                return -EBADMSG;
+        n = (size_t) size / sizeof(struct sock_filter);
+        prog = new0(struct sock_filter, n);
+        if (!prog)
+                return -ENOMEM;
+        if (pread(fd, prog, (size_t) size, 0) != size)
+                return -EIO;
+        /* The placeholder must be the operand of exactly one comparison,
+         * or patching it could change some other rule. */
+        for (size_t i = 0; i < n; i++) {
+                if (prog[i].k != SANDBOX_PID_PLACEHOLDER)
+                        continue;
+                if (index != SIZE_MAX || prog[i].code != (BPF_JMP | BPF_JEQ | BPF_K))
+                        return -EBADMSG;
+                index = i;
+        }
+        if (index == SIZE_MAX)
+                return -EBADMSG;
+        sandbox_program = TAKE_PTR(prog);
+        sandbox_program_len = (unsigned short) n;
+        sandbox_pid_index = index;
+        return 0;
+}
+
+static int load_filter(void) {
+        scmp_filter_ctx ctx;
+        int r;
+
+        if (sandbox_program) {
+                /* This process's copy of the prepared program (after fork()
+                 * each child has its own), completed with its pid. */
+                struct sock_fprog fprog = { .len = sandbox_program_len, .filter = sandbox_program };
+
+                sandbox_program[sandbox_pid_index].k = (uint32_t) getpid();
+                if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0)
+                        return negative_errno();
+                return 0;
+        }
+        r = build_filter((uint32_t) getpid(), &ctx);
+        if (r < 0)
+                return r;
         r = seccomp_load(ctx);
-out:
         seccomp_release(ctx);
         return r;
 }

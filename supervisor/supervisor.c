@@ -2,18 +2,25 @@
  *
  * systemd still owns the listening sockets (Accept=no; they reach us as
  * LISTEN_FDS with their FileDescriptorName=), and every connection still gets
- * its own smtpd process, sandboxed by smtpd itself (seccomp, no capabilities).
- * What changes is who forks it: PID 1 spends several milliseconds of its own
- * CPU on each Accept=yes instance (a unit, a cgroup, the unit's namespaces),
- * which caps the connection rate of the whole machine. Here the namespaces
- * and the unit's restrictions are built once, when the supervisor starts, and
- * each connection costs one fork() and one execve(), which inherit them.
+ * its own smtpd process, sandboxed by smtpd's own code (seccomp, no
+ * capabilities) before it reads a byte from the network. What changes is who
+ * makes it: PID 1 spends several milliseconds of its own CPU on each
+ * Accept=yes instance (a unit, a cgroup, the unit's namespaces), which caps
+ * the connection rate of the whole machine. Here the namespaces and the
+ * unit's restrictions are built once, when the supervisor starts.
  *
+ *   tern-smtpd-supervisor [--max-connections N] [--max-per-source N] [-c FILE]
  *   tern-smtpd-supervisor [--max-connections N] [--max-per-source N]
- *                         [--] /path/tern-smtpd [ARGS...]
+ *                         -- /path/tern-smtpd [ARGS...]
  *
- * The child gets the connection on fd 0 and 1 (as under Accept=yes) and
- * "--role NAME" appended, NAME being the listening socket's
+ * The first form (pre-loaded): smtpd's code is linked in (smtpd/serve.h), the
+ * configuration is loaded once (again on SIGHUP) and the seccomp filter
+ * compiled once; each connection costs one fork(), and the child, named
+ * tern-smtpd, runs smtpd_serve() on it and exits. The second form (exec)
+ * is the original one: the child execs tern-smtpd with the connection on fd 0
+ * and 1 and "--role NAME" appended; every connection then pays smtpd's whole
+ * start-up (dynamic loading, configuration, filter compilation), but gets a
+ * fresh address-space layout. In both, the role is the listening socket's
  * FileDescriptorName= (smtp, submission, submissions). Above a limit the
  * connection is closed at once, as systemd does with MaxConnections= and
  * MaxConnectionsPerSource=; the client retries later. */
@@ -27,13 +34,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
+#include "serve.h"
+#include "session.h"
 #include "util.h"
 
 #define SUPERVISOR_LISTEN_MAX 8
@@ -49,12 +60,18 @@ typedef struct SupervisorChild {
 typedef struct Supervisor {
         int listen_fds[SUPERVISOR_LISTEN_MAX];
         char names[SUPERVISOR_LISTEN_MAX][SUPERVISOR_NAME_MAX];
+        SmtpdRole roles[SUPERVISOR_LISTEN_MAX]; /* from names, pre-loaded mode */
         size_t n_listen;
+        int signal_fd;
         unsigned max_connections;
         unsigned max_per_source;
         SupervisorChild *children;      /* max_connections slots; pid 0 = free */
         unsigned n_children;
-        char **child_argv;              /* program, its arguments, "--role", NAME, NULL */
+        char **child_argv;              /* exec mode: program, its arguments, "--role", NAME, NULL;
+                                         * NULL in pre-loaded mode */
+        const char *config_path;        /* pre-loaded mode: -c, $TERN_CONFIG or the default */
+        char *dropin;
+        Config *config;                 /* what the next child serves with */
         time_t refused_logged;          /* last second a refusal was logged */
         unsigned refused_unlogged;      /* refusals since then, not logged */
         size_t role_index;              /* where NAME goes */
@@ -146,6 +163,31 @@ static _Noreturn void supervisor_exec_child(Supervisor *s, int conn, const char 
         _exit(127);
 }
 
+/* In the child, pre-loaded mode: become tern-smtpd and serve the connection.
+ * Nothing of the supervisor's stays reachable that an exec would have closed:
+ * the listening sockets and the signalfd are closed here (everything else
+ * the supervisor holds is the journal socket and stdin/stdout/stderr, as an
+ * exec'd smtpd has them). */
+static _Noreturn void supervisor_serve_child(Supervisor *s, int conn, size_t k) {
+        sigset_t none;
+        int r;
+
+        /* ps, pgrep -x, journald's _COMM and the benchmark's memory sampler
+         * know smtpd processes by this name. */
+        (void) prctl(PR_SET_NAME, "tern-smtpd", 0, 0, 0);
+        for (size_t i = 0; i < s->n_listen; i++)
+                (void) close(s->listen_fds[i]);
+        (void) close(s->signal_fd);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Its entries are smtpd's (SYSLOG_IDENTIFIER=tern-smtpd). */
+        log_open("tern-smtpd");
+        r = smtpd_serve(s->config, s->roles[k], conn, conn);
+        /* _exit: the supervisor's atexit handlers (OpenSSL's among them)
+         * are not the child's to run, and smtpd_serve freed its own. */
+        _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
 static SupervisorChild *supervisor_free_slot(Supervisor *s) {
         for (unsigned i = 0; i < s->max_connections; i++)
                 if (s->children[i].pid == 0)
@@ -196,8 +238,11 @@ static void supervisor_accept(Supervisor *s, size_t k) {
                 log_error_errno(-errno, "fork failed: %m");
                 return;
         }
-        if (pid == 0)
-                supervisor_exec_child(s, conn, s->names[k]);
+        if (pid == 0) {
+                if (s->child_argv)
+                        supervisor_exec_child(s, conn, s->names[k]);
+                supervisor_serve_child(s, conn, k);
+        }
         slot->pid = pid;
         slot->addr = addr;
         s->n_children++;
@@ -217,7 +262,7 @@ static void supervisor_reap(Supervisor *s) {
                 }
                 if (WIFSIGNALED(status))
                         log_warning("smtpd %d killed by signal %d", (int) pid, WTERMSIG(status));
-                else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                else if (s->child_argv && WIFEXITED(status) && WEXITSTATUS(status) == 127)
                         log_error("smtpd %d: could not execute %s", (int) pid, s->child_argv[0]);
         }
 }
@@ -226,16 +271,22 @@ static int supervisor_parse_argv(Supervisor *s, int argc, char **argv) {
         static const struct option options[] = {
                 { "max-connections", required_argument, NULL, 'm' },
                 { "max-per-source",  required_argument, NULL, 'p' },
+                { "config",          required_argument, NULL, 'c' },
                 {}
         };
+        const char *config = NULL;
         int c;
 
         s->max_connections = 200;
         s->max_per_source = 20;
-        while ((c = getopt_long(argc, argv, "+m:p:", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+c:m:p:", options, NULL)) >= 0) {
                 char *end;
                 unsigned long v;
 
+                if (c == 'c') {
+                        config = optarg;
+                        continue;
+                }
                 if (c != 'm' && c != 'p')
                         return -EINVAL;
                 errno = 0;
@@ -247,8 +298,17 @@ static int supervisor_parse_argv(Supervisor *s, int argc, char **argv) {
                 else
                         s->max_per_source = (unsigned) v;
         }
-        if (optind >= argc || argv[optind][0] != '/' ||
-            argc - optind + 3 > SUPERVISOR_ARGV_MAX)
+        if (optind >= argc) {
+                /* Pre-loaded mode. */
+                s->config_path = config_path_resolve(config);
+                if (asprintf(&s->dropin, "%s.d", s->config_path) < 0) {
+                        s->dropin = NULL;
+                        return -ENOMEM;
+                }
+                return 0;
+        }
+        /* Exec mode: the program's own arguments say which configuration. */
+        if (config || argv[optind][0] != '/' || argc - optind + 3 > SUPERVISOR_ARGV_MAX)
                 return -EINVAL;
         s->child_argv = new0(char *, (size_t) (argc - optind) + 3);
         if (!s->child_argv)
@@ -260,47 +320,105 @@ static int supervisor_parse_argv(Supervisor *s, int argc, char **argv) {
         return 0;
 }
 
+/* Pre-loaded mode: the configuration every child serves with, and what can
+ * be done once for all of them (the seccomp filter, OpenSSL). At start a bad
+ * configuration is fatal; on SIGHUP (ExecReload=) it is refused and the
+ * running one kept, as tern-queued and tern-deliverd do. Children already
+ * forked keep the configuration they were forked with: each has its own
+ * copy, so the old one can be freed here at once. */
+static int supervisor_load_config(Supervisor *s, bool reload) {
+        LogField error_fields[] = { { "MESSAGE_ID", LOG_MID_CONFIG_ERROR } };
+        LogField reloaded_fields[] = { { "MESSAGE_ID", LOG_MID_RELOADED } };
+        ConfigError cerr = {};
+        Config *c = NULL;
+        char buf[1024];
+        int r;
+
+        r = config_load(s->config_path, s->dropin, &c, &cerr);
+        if (r < 0)
+                return log_fields_errno(LOG_ERR, r, error_fields, "%s: %s",
+                                        reload ? "Reload refused, keeping the running configuration"
+                                               : "Bad configuration, not starting",
+                                        config_error_string(&cerr, buf, sizeof(buf)));
+        config_free(s->config);
+        s->config = c;
+        r = smtpd_serve_prepare(c);
+        if (r < 0)
+                log_warning_errno(r, "Cannot prepare the sandbox and TLS for all sessions, "
+                                  "each session will set them up itself: %m");
+        if (reload)
+                (void) log_fields(LOG_INFO, reloaded_fields, "Configuration reloaded");
+        return 0;
+}
+
+/* Pre-loaded mode: each listening socket's name is the role of its
+ * sessions; an unknown name is a unit error, found at start. */
+static int supervisor_roles(Supervisor *s) {
+        for (size_t i = 0; i < s->n_listen; i++) {
+                s->roles[i] = smtpd_role_from_string(s->names[i]);
+                if (s->roles[i] < 0)
+                        return log_error_errno(-EINVAL, "Unknown FileDescriptorName=\"%s\" of listening socket %zu "
+                                               "(smtp, submission, submissions)", s->names[i], i);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
-        Supervisor s = {};
+        Supervisor s = { .signal_fd = -EBADF };
         struct pollfd pfd[SUPERVISOR_LISTEN_MAX + 1];
-        _cleanup_close_ int sfd = -EBADF;
         bool stopping = false;
         sigset_t mask;
-        int r;
+        int r, rc = 1;
 
         log_open("tern-smtpd-supervisor");
         if (supervisor_parse_argv(&s, argc, argv) < 0) {
-                fprintf(stderr, "usage: %s [--max-connections N] [--max-per-source N] [--] "
-                        "/path/to/tern-smtpd [ARGS...]\n", argv[0]);
+                fprintf(stderr, "usage: %s [--max-connections N] [--max-per-source N] [-c FILE]\n"
+                        "       %s [--max-connections N] [--max-per-source N] -- "
+                        "/path/to/tern-smtpd [ARGS...]\n", argv[0], argv[0]);
                 return 2;
         }
         r = supervisor_listen_fds(&s);
         if (r < 0) {
                 log_error_errno(r, "no listening sockets from systemd (LISTEN_FDS): %m");
-                return 1;
+                goto out;
         }
         s.children = new0(SupervisorChild, s.max_connections);
         if (!s.children)
-                return 1;
+                goto out;
+        if (!s.child_argv) {
+                /* Children write to clients that may be gone: EPIPE, not
+                 * death (smtpd's main() does the same). */
+                (void) signal(SIGPIPE, SIG_IGN);
+                if (supervisor_roles(&s) < 0 || supervisor_load_config(&s, false) < 0)
+                        goto out;
+                /* The Received: date's time zone, read once for every child. */
+                tzset();
+        }
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return 1;
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sfd < 0) {
+                goto out;
+        s.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (s.signal_fd < 0) {
                 log_error_errno(-errno, "signalfd: %m");
-                return 1;
+                goto out;
         }
-        log_info("supervising %s on %zu socket(s), at most %u connections, %u per source",
-                 s.child_argv[0], s.n_listen, s.max_connections, s.max_per_source);
+        if (s.child_argv)
+                log_info("supervising %s on %zu socket(s), at most %u connections, %u per source",
+                         s.child_argv[0], s.n_listen, s.max_connections, s.max_per_source);
+        else
+                log_info("serving smtpd sessions (pre-loaded, configuration %s) on %zu socket(s), "
+                         "at most %u connections, %u per source",
+                         s.config_path, s.n_listen, s.max_connections, s.max_per_source);
 
         for (;;) {
                 size_t n = 0;
 
-                pfd[n++] = (struct pollfd) { .fd = sfd, .events = POLLIN };
+                pfd[n++] = (struct pollfd) { .fd = s.signal_fd, .events = POLLIN };
                 /* At the connection limit, leave new connections in the
                  * kernel's backlog instead of accepting and closing them. */
                 if (!stopping && s.n_children < s.max_connections)
@@ -312,12 +430,12 @@ int main(int argc, char **argv) {
                         if (errno == EINTR)
                                 continue;
                         log_error_errno(-errno, "poll: %m");
-                        return 1;
+                        goto out;
                 }
                 if (pfd[0].revents & POLLIN) {
                         struct signalfd_siginfo si;
 
-                        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                        while (read(s.signal_fd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                                         /* Sessions in progress finish (systemd's
                                          * stop timeout bounds them). */
@@ -325,6 +443,11 @@ int main(int argc, char **argv) {
                                                 log_info("stopping: no new connections, waiting for %u session(s)",
                                                          s.n_children);
                                         stopping = true;
+                                } else if (si.ssi_signo == SIGHUP) {
+                                        if (s.child_argv)
+                                                log_info("SIGHUP: nothing to reload, each tern-smtpd reads the configuration");
+                                        else
+                                                (void) supervisor_load_config(&s, true);
                                 }
                         }
                         supervisor_reap(&s);
@@ -333,7 +456,12 @@ int main(int argc, char **argv) {
                         if (pfd[i].revents & POLLIN)
                                 supervisor_accept(&s, i - 1);
         }
+        rc = 0;
+out:
+        closep(&s.signal_fd);
+        config_free(s.config);
+        free(s.dropin);
         free(s.children);
         free(s.child_argv);
-        return 0;
+        return rc;
 }

@@ -1,9 +1,14 @@
 /* Proves smtpd's sandbox (smtpd/sandbox.c), DESIGN promise 5: after
  * sandbox_enter() open() fails with EPERM, and so do socket() and executable
- * memory; the kernel reports a seccomp filter and no capabilities; execve()
- * kills the process with SIGSYS. Exit 0 = pass, 1 = fail. */
+ * memory; the kernel reports one seccomp filter and no capabilities; execve()
+ * kills the process with SIGSYS; tgkill reaches the process itself only.
+ * Each check runs in forked children twice: with the filter built by
+ * sandbox_enter() itself (tern-smtpd), and with the filter compiled once by
+ * sandbox_prepare() in the parent and completed with each child's pid
+ * (tern-smtpd-supervisor's children). Exit 0 = pass, 1 = fail. */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -59,13 +64,12 @@ static void test_exec_is_killed(void) {
                "the child that called execve was not killed by SIGSYS (status 0x%x)", status);
 }
 
-int main(void) {
+/* In a child: enter the sandbox and check it; the exit status says. */
+static int sandboxed_checks(void) {
         static char status[16384];
         int fd, r;
         ssize_t n;
         size_t len = 0;
-
-        test_exec_is_killed();
 
         /* The only file this process reads after the sandbox is opened before. */
         fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
@@ -101,6 +105,13 @@ int main(void) {
                        errno == EPERM, "mmap(PROT_EXEC) was not refused with EPERM (errno %d)", errno);
         }
 
+        /* abort() needs tgkill on itself (signal 0: nothing is delivered);
+         * the parent, another process of the same user, is out of reach. */
+        EXPECT(syscall(SYS_tgkill, getpid(), gettid(), 0) == 0, "tgkill on itself was refused: %m");
+        errno = 0;
+        EXPECT(syscall(SYS_tgkill, getppid(), getppid(), 0) < 0 && errno == EPERM,
+               "tgkill on the parent was not refused with EPERM (errno %d)", errno);
+
         /* /proc/self/status is generated at read time: it shows the state now. */
         while (fd >= 0 && len < sizeof(status) - 1) {
                 n = read(fd, status + len, sizeof(status) - 1 - len);
@@ -110,6 +121,7 @@ int main(void) {
         }
         status[len] = 0;
         EXPECT(status_has(status, "Seccomp:\t2"), "/proc/self/status has no \"Seccomp:\\t2\"");
+        EXPECT(status_has(status, "Seccomp_filters:\t1"), "/proc/self/status has no \"Seccomp_filters:\\t1\"");
         EXPECT(status_has(status, "NoNewPrivs:\t1"), "/proc/self/status has no \"NoNewPrivs:\\t1\"");
         EXPECT(status_has(status, "CapInh:\t0000000000000000"), "CapInh is not empty");
         EXPECT(status_has(status, "CapPrm:\t0000000000000000"), "CapPrm is not empty");
@@ -118,6 +130,36 @@ int main(void) {
         /* The bounding set can only be emptied by a privileged process. */
         if (geteuid() == 0)
                 EXPECT(status_has(status, "CapBnd:\t0000000000000000"), "CapBnd is not empty");
+
+        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static void test_sandboxed_child(const char *what) {
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0)
+                _exit(sandboxed_checks());
+        EXPECT(pid > 0, "fork: %m");
+        if (pid <= 0)
+                return;
+        EXPECT(waitpid(pid, &status, 0) == pid, "waitpid: %m");
+        EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "%s: the sandboxed child failed (status 0x%x)", what, status);
+}
+
+int main(void) {
+        int r;
+
+        test_exec_is_killed();
+        test_sandboxed_child("filter built by sandbox_enter");
+
+        r = sandbox_prepare();
+        EXPECT(r == 0, "sandbox_prepare: %s", strerror(-r));
+        test_exec_is_killed();
+        /* Two children of one prepared parent: each gets its own pid in. */
+        test_sandboxed_child("prepared filter, first child");
+        test_sandboxed_child("prepared filter, second child");
 
         if (failures) {
                 fprintf(stderr, "test-sandbox: %d check(s) failed\n", failures);

@@ -21,7 +21,6 @@
 /* A state file holds a few lines per attempt; anything bigger is not ours. */
 #define SPOOL_STATE_FILE_MAX (64u * 1024u * 1024u)
 /* "R <i> <status> <usec> <dsn> <relay> <text>\n" with every field at its maximum. */
-#define SPOOL_STATE_LINE_MAX 1024u
 
 const char *delivery_status_to_string(DeliveryStatus s) {
         switch (s) {
@@ -890,11 +889,11 @@ static int state_append(int spool_dirfd, const char *id, const char *line, size_
         return 0;
 }
 
-int spool_state_append_result(int spool_dirfd, const char *id, size_t rcpt_index,
-                              DeliveryStatus status, uint64_t when_usec,
-                              const char *dsn, const char *relay, const char *text) {
+int spool_state_format_result(char line[static SPOOL_STATE_LINE_MAX], size_t rcpt_index,
+                              DeliveryStatus status, uint64_t when_usec, const char *dsn,
+                              const char *relay, const char *text) {
         SpoolRcptState s;
-        char line[SPOOL_STATE_LINE_MAX], c;
+        char c;
         int l;
 
         switch (status) {
@@ -916,11 +915,28 @@ int spool_state_append_result(int spool_dirfd, const char *id, size_t rcpt_index
         sanitise(s.relay, sizeof(s.relay), relay, true, true);
         sanitise(s.text, sizeof(s.text), text, false, false);
 
-        l = snprintf(line, sizeof(line), "R %zu %c %" PRIu64 " %s %s %s\n", rcpt_index, c,
+        l = snprintf(line, SPOOL_STATE_LINE_MAX, "R %zu %c %" PRIu64 " %s %s %s\n", rcpt_index, c,
                      when_usec, s.dsn, s.relay, s.text);
-        if (l < 0 || (size_t) l >= sizeof(line))
+        if (l < 0 || (size_t) l >= SPOOL_STATE_LINE_MAX)
                 return -ENOBUFS;
+        return l;
+}
+
+int spool_state_append_result(int spool_dirfd, const char *id, size_t rcpt_index,
+                              DeliveryStatus status, uint64_t when_usec,
+                              const char *dsn, const char *relay, const char *text) {
+        char line[SPOOL_STATE_LINE_MAX];
+        int l = spool_state_format_result(line, rcpt_index, status, when_usec, dsn, relay, text);
+
+        if (l < 0)
+                return l;
         return state_append(spool_dirfd, id, line, (size_t) l);
+}
+
+int spool_state_append_records(int spool_dirfd, const char *id, const char *lines, size_t len) {
+        if (len == 0 || lines[len - 1] != '\n')
+                return -EINVAL;
+        return state_append(spool_dirfd, id, lines, len);
 }
 
 int spool_state_append_attempt(int spool_dirfd, const char *id, uint64_t when_usec,
@@ -939,7 +955,7 @@ int spool_state_append_hold(int spool_dirfd, const char *id, bool hold) {
 
 /* ---- queue maintenance ---- */
 
-int spool_remove(int spool_dirfd, const char *id) {
+static int spool_remove_full(int spool_dirfd, const char *id, bool sync) {
         char path[SPOOL_ID_MAX + 16];
         int r;
 
@@ -955,7 +971,15 @@ int spool_remove(int spool_dirfd, const char *id) {
                 return r;
         if (unlinkat(spool_dirfd, path, 0) < 0 && errno != ENOENT)
                 return negative_errno();
-        return spool_sync_queue_dir(spool_dirfd);
+        return sync ? spool_sync_queue_dir(spool_dirfd) : 0;
+}
+
+int spool_remove(int spool_dirfd, const char *id) {
+        return spool_remove_full(spool_dirfd, id, true);
+}
+
+int spool_remove_delivered(int spool_dirfd, const char *id) {
+        return spool_remove_full(spool_dirfd, id, false);
 }
 
 int spool_move_corrupt(int spool_dirfd, const char *id) {

@@ -141,12 +141,25 @@ int spool_state_load(int spool_dirfd, const char *id, size_t n_rcpts, SpoolState
 int spool_state_append_result(int spool_dirfd, const char *id, size_t rcpt_index,
                               DeliveryStatus status, uint64_t when_usec,
                               const char *dsn, const char *relay, const char *text);
+/* The same record, formatted into line (SPOOL_STATE_LINE_MAX bytes) for
+ * spool_state_append_records. Returns its length or -errno. */
+#define SPOOL_STATE_LINE_MAX 1024u
+int spool_state_format_result(char line[static SPOOL_STATE_LINE_MAX], size_t rcpt_index,
+                              DeliveryStatus status, uint64_t when_usec, const char *dsn,
+                              const char *relay, const char *text);
+/* Appends records (whole lines from spool_state_format_result) with one write
+ * and one fsync. 0 or -errno. */
+int spool_state_append_records(int spool_dirfd, const char *id, const char *lines, size_t len);
 int spool_state_append_attempt(int spool_dirfd, const char *id, uint64_t when_usec,
                                uint64_t next_usec);
 int spool_state_append_hold(int spool_dirfd, const char *id, bool hold);
 
 /* Removes a finished message: unlinks queue/<id> then queue/<id>.st, fsyncs queue/. */
 int spool_remove(int spool_dirfd, const char *id);
+/* The same without the fsync of queue/, for a message that was delivered: an
+ * unlink lost in a crash only makes it delivered again (as Postfix's unlink
+ * after delivery), and the fsync would cost every message a disk flush. */
+int spool_remove_delivered(int spool_dirfd, const char *id);
 /* Moves queue/<id> (and .st) to corrupt/. */
 int spool_move_corrupt(int spool_dirfd, const char *id);
 

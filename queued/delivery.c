@@ -45,6 +45,8 @@ struct Job {
         size_t n;
         size_t idx[DELIVERY_JOB_RCPTS_MAX];
         bool done[DELIVERY_JOB_RCPTS_MAX];      /* a result came for idx[k] */
+        char *records;                          /* its state records, written at the job's end */
+        size_t records_len;
         Job *prev, *next;
 };
 
@@ -198,10 +200,42 @@ static const char *delivery_rcpt_dest(Delivery *d, QueueMsg *m, size_t i) {
         return m->rcpt_dest[i] ?: "";
 }
 
+/* After job j, is its message delivered to everyone, with nothing else to do
+ * (no other job, no report to send)? */
+static bool delivery_msg_done_clean(const Job *j) {
+        const QueueMsg *m = j->msg;
+
+        if (m->jobs != 1 || m->ready || m->deleted || m->dsn_success)
+                return false;
+        for (size_t i = 0; i < m->n_rcpts; i++)
+                if (m->status[i] != DELIVERY_DELIVERED)
+                        return false;
+        return true;
+}
+
+/* The job's results go to the state file together, with one fsync, unless the
+ * message is now delivered to every recipient: it is then removed, and the
+ * records would only be written to be unlinked. Either way a crash before
+ * this point delivers the job's recipients once more (at least once, never
+ * lost); the deliveries in flight meanwhile keep the loop busy, not the disk. */
+static void delivery_job_record(Delivery *d, Job *j) {
+        QueueMsg *m = j->msg;
+        int r;
+
+        if (j->records_len == 0 || delivery_msg_done_clean(j))
+                return;
+        r = spool_state_append_records(d->queue->spool_fd, m->id, j->records, j->records_len);
+        if (r < 0)
+                log_error_errno(r, "%s: cannot record the delivery results, they may be delivered "
+                                "again after a restart: %m", m->id);
+}
+
 /* The job ended (JOB_DONE, or the connection is gone): recipients without a
  * result were not delivered as far as we know and stay pending, unrecorded. */
 static void delivery_job_end(Delivery *d, Job *j, const char *why) {
         QueueMsg *m = j->msg;
+
+        delivery_job_record(d, j);
 
         for (size_t k = 0; k < j->n; k++) {
                 size_t i = j->idx[k];
@@ -222,6 +256,7 @@ static void delivery_job_end(Delivery *d, Job *j, const char *why) {
         d->n_jobs--;
         if (j->dest)
                 delivery_dest_put(d, j->dest);
+        free(j->records);
         free(j);
         delivery_request_kick(d); /* a slot is free, or the last job ended while stopping */
         if (--m->jobs == 0 && !m->ready)
@@ -457,6 +492,24 @@ static int on_kick(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int delivery_job_add_record(Job *j, size_t index, DeliveryStatus status, const char *dsn,
+                                   const char *relay, const char *text) {
+        char line[SPOOL_STATE_LINE_MAX];
+        int l = spool_state_format_result(line, index, status, now_usec(), dsn ?: "", relay ?: "",
+                                          text ?: "");
+        char *p;
+
+        if (l < 0)
+                return l;
+        p = realloc(j->records, j->records_len + (size_t) l);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p + j->records_len, line, (size_t) l);
+        j->records = p;
+        j->records_len += (size_t) l;
+        return 0;
+}
+
 static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
         _cleanup_free_ char *dsn = NULL, *text = NULL, *relay = NULL;
         uint64_t job_id, index, status, relayed;
@@ -489,9 +542,8 @@ static int delivery_on_result(Delivery *d, const IpcMsg *msg) {
                 return -EBADMSG;
         m = j->msg;
 
-        /* Durable first: after this a restart will not deliver it again. */
-        r = spool_state_append_result(d->queue->spool_fd, m->id, index, (DeliveryStatus) status,
-                                      now_usec(), dsn ?: "", relay ?: "", text ?: "");
+        /* Recorded at the job's end (delivery_job_record). */
+        r = delivery_job_add_record(j, index, (DeliveryStatus) status, dsn, relay, text);
         if (r < 0)
                 log_error_errno(r, "%s: cannot record the result for <%s>, it may be delivered "
                                 "again after a restart: %m", m->id, m->rcpts[index]);

@@ -221,10 +221,10 @@ static void queue_msg_finish(QueueMsg *m) {
                 log_error("%s: cannot arm the retry timer, the delivery status notification is lost",
                           m->id);
         }
-        r = spool_remove(q->spool_fd, m->id);
+        r = spool_remove_delivered(q->spool_fd, m->id);
         if (r < 0 && r != -ENOENT) {
-                /* Every result is recorded, so a restart will not deliver again;
-                 * it will only try to remove the files once more. */
+                /* The files stay: a restart delivers to the recipients whose
+                 * results were not recorded (delivery.c) once more. */
                 log_error_errno(r, "%s: cannot remove the queue file, will retry at the next start: %m",
                                 m->id);
         } else

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -51,6 +53,9 @@
 #define SUPERVISOR_NAME_MAX 32
 #define SUPERVISOR_ARGV_MAX 64
 #define SUPERVISOR_CHILDREN_MAX 4096
+/* Across a re-execution (supervisor_reexec): the fd of a memfd holding the
+ * live children, so that their accounting survives. */
+#define SUPERVISOR_CHILDREN_ENV "TERN_SUPERVISOR_CHILDREN"
 
 typedef struct SupervisorChild {
         pid_t pid;
@@ -72,6 +77,8 @@ typedef struct Supervisor {
         const char *config_path;        /* pre-loaded mode: -c, $TERN_CONFIG or the default */
         char *dropin;
         Config *config;                 /* what the next child serves with */
+        char **argv;                    /* our own, for re-executing */
+        bool reexec;                    /* a child crashed: re-execute (pre-loaded mode) */
         time_t refused_logged;          /* last second a refusal was logged */
         unsigned refused_unlogged;      /* refusals since then, not logged */
         size_t role_index;              /* where NAME goes */
@@ -248,6 +255,13 @@ static void supervisor_accept(Supervisor *s, size_t k) {
         s->n_children++;
 }
 
+/* Signals that mean a session crashed rather than was stopped: what an
+ * attacker probing the address-space layout or the stack canary causes. */
+static bool supervisor_crash_signal(int sig) {
+        return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGABRT ||
+               sig == SIGSYS || sig == SIGTRAP;
+}
+
 static void supervisor_reap(Supervisor *s) {
         int status;
         pid_t pid;
@@ -260,11 +274,135 @@ static void supervisor_reap(Supervisor *s) {
                         s->n_children--;
                         break;
                 }
-                if (WIFSIGNALED(status))
+                if (WIFSIGNALED(status)) {
                         log_warning("smtpd %d killed by signal %d", (int) pid, WTERMSIG(status));
+                        if (!s->child_argv && supervisor_crash_signal(WTERMSIG(status)))
+                                s->reexec = true;
+                }
                 else if (s->child_argv && WIFEXITED(status) && WEXITSTATUS(status) == 127)
                         log_error("smtpd %d: could not execute %s", (int) pid, s->child_argv[0]);
         }
+}
+
+/* Pre-loaded mode: every child is a fork of this process, so all of them
+ * share its address-space layout and stack canary, and a crash does not
+ * change them, whereas an exec'd smtpd gets new ones. A client that can crash
+ * sessions could otherwise guess them a little more with each crash. So
+ * after a crashed child the supervisor executes itself again (same pid, same
+ * listening sockets, its children and their accounting handed over in a
+ * memfd): the next sessions get a fresh layout and canary, for the price of
+ * one start-up (a few milliseconds). Connections meanwhile wait in the
+ * socket's backlog. On any failure it logs and carries on as it was. */
+static void supervisor_reexec(Supervisor *s) {
+        LogField fields[] = { { "MESSAGE_ID", LOG_MID_CONFIG_ERROR } };
+        _cleanup_close_ int fd = -EBADF;
+        char names[SUPERVISOR_LISTEN_MAX * SUPERVISOR_NAME_MAX] = "", buf[1024];
+        ConfigError cerr = {};
+        Config *c = NULL;
+        size_t pos = 0;
+        int r;
+
+        s->reexec = false;
+        /* A configuration file broken since the last reload would stop the
+         * new process from starting at all: stay as we are instead. */
+        r = config_load(s->config_path, s->dropin, &c, &cerr);
+        config_free(c);
+        if (r < 0) {
+                (void) log_fields_errno(LOG_ERR, r, fields, "Not re-executing after a crashed session, "
+                                        "the configuration would not load: %s",
+                                        config_error_string(&cerr, buf, sizeof(buf)));
+                return;
+        }
+        /* Not close-on-exec: the new process reads it. */
+        fd = memfd_create("tern-supervisor-children", 0);
+        if (fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        for (unsigned i = 0; i < s->max_connections; i++) {
+                if (s->children[i].pid <= 0)
+                        continue;
+                if (write(fd, &s->children[i], sizeof(s->children[i])) != sizeof(s->children[i])) {
+                        r = -EIO;
+                        goto fail;
+                }
+        }
+        for (size_t i = 0; i < s->n_listen; i++) {
+                int n = snprintf(names + pos, sizeof(names) - pos, "%s%s", i ? ":" : "", s->names[i]);
+
+                if (n < 0 || (size_t) n >= sizeof(names) - pos) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                pos += (size_t) n;
+        }
+        (void) snprintf(buf, sizeof(buf), "%d", (int) getpid());
+        if (setenv("LISTEN_PID", buf, 1) < 0 || setenv("LISTEN_FDNAMES", names, 1) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        (void) snprintf(buf, sizeof(buf), "%zu", s->n_listen);
+        if (setenv("LISTEN_FDS", buf, 1) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        (void) snprintf(buf, sizeof(buf), "%d", fd);
+        if (setenv(SUPERVISOR_CHILDREN_ENV, buf, 1) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < s->n_listen; i++)
+                if (fcntl(s->listen_fds[i], F_SETFD, 0) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        log_notice("A session crashed: re-executing, so that the next sessions get a fresh "
+                   "address-space layout and stack canary (%u session(s) carry on)", s->n_children);
+        /* The signals we block stay blocked and pending across execve, so
+         * no SIGCHLD, SIGHUP or SIGTERM is lost. */
+        (void) execv("/proc/self/exe", s->argv);
+        r = -errno;
+fail:
+        for (size_t i = 0; i < s->n_listen; i++)
+                (void) fcntl(s->listen_fds[i], F_SETFD, FD_CLOEXEC);
+        (void) unsetenv("LISTEN_PID");
+        (void) unsetenv("LISTEN_FDS");
+        (void) unsetenv("LISTEN_FDNAMES");
+        (void) unsetenv(SUPERVISOR_CHILDREN_ENV);
+        log_error_errno(r, "Cannot re-execute after a crashed session, new sessions keep this "
+                        "address-space layout: %m");
+}
+
+/* After a re-execution: the children of the previous image are ours (same
+ * pid), and count against the limits until they are reaped. */
+static void supervisor_restore_children(Supervisor *s) {
+        const char *e = getenv(SUPERVISOR_CHILDREN_ENV);
+        _cleanup_close_ int fd = -EBADF;
+        SupervisorChild child;
+        unsigned restored = 0;
+        off_t offset = 0;
+        char *end;
+        long v;
+
+        if (!e)
+                return;
+        errno = 0;
+        v = strtol(e, &end, 10);
+        (void) unsetenv(SUPERVISOR_CHILDREN_ENV);
+        if (errno || *end || v < 3 || v > INT_MAX || (v >= 3 && (size_t) v < 3 + s->n_listen))
+                return;
+        fd = (int) v;
+        while (pread(fd, &child, sizeof(child), offset) == sizeof(child)) {
+                SupervisorChild *slot = supervisor_free_slot(s);
+
+                offset += (off_t) sizeof(child);
+                if (!slot || child.pid <= 0)
+                        continue;
+                *slot = child;
+                s->n_children++;
+                restored++;
+        }
+        log_info("re-executed: %u session(s) of the previous image carry on", restored);
 }
 
 static int supervisor_parse_argv(Supervisor *s, int argc, char **argv) {
@@ -364,7 +502,7 @@ static int supervisor_roles(Supervisor *s) {
 }
 
 int main(int argc, char **argv) {
-        Supervisor s = { .signal_fd = -EBADF };
+        Supervisor s = { .signal_fd = -EBADF, .argv = argv };
         struct pollfd pfd[SUPERVISOR_LISTEN_MAX + 1];
         bool stopping = false;
         sigset_t mask;
@@ -385,6 +523,7 @@ int main(int argc, char **argv) {
         s.children = new0(SupervisorChild, s.max_connections);
         if (!s.children)
                 goto out;
+        supervisor_restore_children(&s);
         if (!s.child_argv) {
                 /* Children write to clients that may be gone: EPIPE, not
                  * death (smtpd's main() does the same). */
@@ -455,6 +594,8 @@ int main(int argc, char **argv) {
                 for (size_t i = 1; i < n; i++)
                         if (pfd[i].revents & POLLIN)
                                 supervisor_accept(&s, i - 1);
+                if (s.reexec && !stopping)
+                        supervisor_reexec(&s);
         }
         rc = 0;
 out:

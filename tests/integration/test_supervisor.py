@@ -18,7 +18,11 @@ Pre-loaded mode only:
     signalfd;
   - SIGHUP reloads the configuration (a new Hostname= is in the next
     greeting); a bad one is refused with an error and the old one kept;
-  - a bad configuration at start makes the supervisor exit with 1.
+  - a bad configuration at start makes the supervisor exit with 1;
+  - a session killed by SIGSEGV makes the supervisor execute itself again
+    (same pid): the next session has a new address-space layout, while the
+    session of the old image carries on and still counts against the
+    per-source limit.
 """
 
 import os
@@ -199,6 +203,7 @@ def run_mode(activate, t, mode, args):
             t.wait_until(lambda: len(children(proc.pid)) == 0, what="the sessions reaped")
             if mode == "pre-loaded":
                 check_reload(t, proc, port, log_path)
+                check_crash_reexec(t, proc, port, log_path)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -210,6 +215,53 @@ def run_mode(activate, t, mode, args):
                 raise AssertionError("the supervisor did not exit on SIGTERM")
         assert rc == 0, (rc, open(log_path).read())
         print(f"ok - {mode}: SIGTERM: the supervisor exits 0 once its sessions are over")
+
+
+def new_child(t, proc, known):
+    kid = t.wait_until(lambda: (lambda k: k[0] if k else None)(
+        [k for k in children(proc.pid) if k not in known]), what="a new session process")
+    known.add(kid)
+    return kid
+
+
+def text_base(pid):
+    """Where the process's executable is mapped (first line of its maps)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return f.readline().split("-")[0]
+
+
+def check_crash_reexec(t, proc, port, log_path):
+    known = set(children(proc.pid))
+    s1, g1 = greeting(port)
+    assert g1.startswith(b"220"), g1
+    k1 = new_child(t, proc, known)
+    base1 = text_base(k1)
+    s2, g2 = greeting(port)
+    assert g2.startswith(b"220"), g2
+    k2 = new_child(t, proc, known)
+    assert text_base(k2) == base1  # forks of one image share its layout
+    os.kill(k2, signal.SIGSEGV)
+    t.wait_until(lambda: "re-executed: 1 session(s)" in open(log_path).read(),
+                 what="the supervisor re-executed")
+    s2.close()
+    assert proc.poll() is None
+    s3, g3 = greeting(port)
+    assert g3.startswith(b"220"), g3
+    k3 = new_child(t, proc, known)
+    assert text_base(k3) != base1, (base1, text_base(k3))
+    print("ok - pre-loaded: after a crashed session the supervisor re-executes itself, "
+          f"new layout ({base1} -> {text_base(k3)})")
+    s4, g4 = greeting(port)
+    s4.close()
+    assert g4 == b"", g4
+    s1.sendall(b"NOOP\r\n")
+    assert s1.recv(512).startswith(b"250")
+    for s in (s1, s3):
+        s.sendall(b"QUIT\r\n")
+        s.recv(512)
+        s.close()
+    t.wait_until(lambda: len(children(proc.pid)) == 0, what="the sessions reaped")
+    print("ok - pre-loaded: the old image's session carries on and still counts against the limit")
 
 
 def check_reload(t, proc, port, log_path):

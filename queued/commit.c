@@ -126,8 +126,10 @@ static void commit_sync_parallel(CommitShared *sh, SpoolStaged *v, size_t n) {
         sh->sync_n = n;
         sh->sync_next = 0;
         sh->sync_generation++;
-        if (n > 1)
-                (void) pthread_cond_broadcast(&sh->sync_wake);
+        /* As many helpers as there are files beyond the one this thread
+         * takes: a broadcast would wake the whole pool for two files. */
+        for (size_t i = 1; i < n && i <= COMMIT_SYNC_THREADS - 1; i++)
+                (void) pthread_cond_signal(&sh->sync_wake);
         while (commit_sync_one(sh))
                 ;
         while (sh->sync_active > 0)

@@ -278,8 +278,7 @@ static void supervisor_reap(Supervisor *s) {
                         log_warning("smtpd %d killed by signal %d", (int) pid, WTERMSIG(status));
                         if (!s->child_argv && supervisor_crash_signal(WTERMSIG(status)))
                                 s->reexec = true;
-                }
-                else if (s->child_argv && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                } else if (s->child_argv && WIFEXITED(status) && WEXITSTATUS(status) == 127)
                         log_error("smtpd %d: could not execute %s", (int) pid, s->child_argv[0]);
         }
 }

@@ -10,8 +10,9 @@ Boots the installed units in a throwaway container (test_system.Container) and
     that the smtpd serving it runs under a seccomp filter with no new
     privileges and no capabilities at all: /proc/PID/status has Seccomp: 2,
     NoNewPrivs: 1 and zero CapEff/CapPrm/CapBnd/CapAmb; and the same for an
-    smtpd forked by tern-smtpd-supervisor (the alternative socket mode, moved
-    to port 2501 by a drop-in for the test).
+    smtpd session forked by tern-smtpd-supervisor (the alternative socket
+    mode, moved to port 2501 by a drop-in for the test), before and after
+    `systemctl reload tern.target` reached the supervisor.
 
 Needs root and systemd-nspawn; exits 77 otherwise (as test_system.py).
 """
@@ -140,6 +141,19 @@ def check_live_sandbox(c, port=25):
             client.wait()
 
 
+def check_supervisor_reload(c):
+    """The supervisor holds the configuration its sessions are forked with:
+    `systemctl reload tern.target` must reach it (PropagatesReloadTo=), and
+    the session after it is sandboxed as before."""
+    pid = c.run(["systemctl", "show", "-P", "MainPID", "tern-smtpd-supervisor.service"]).stdout.strip()
+    c.run(["systemctl", "reload", "tern.target"])
+    ts.wait_until(lambda: "Configuration reloaded" in c.run(
+        ["journalctl", "--no-pager", "-o", "cat", "_PID=" + pid], check=False).stdout,
+        30, "the supervisor's reload entry")
+    log(f"reload of tern.target reached tern-smtpd-supervisor (pid {pid})")
+    check_live_sandbox(c, 2501)
+
+
 def boot(c):
     """Container.boot, tolerating its one race: right after exec systemctl
     may answer "offline" (no bus yet), which boot() takes as the state."""
@@ -189,6 +203,7 @@ def main():
         c.run(["systemctl", "daemon-reload"])
         c.run(["systemctl", "start", "tern-smtpd-supervisor.socket"])
         check_live_sandbox(c, 2501)
+        check_supervisor_reload(c)
         ok = True
     except ts.Failure as e:
         print(f"security-test: FAIL: {e}", flush=True)

@@ -225,9 +225,14 @@ def new_child(t, proc, known):
 
 
 def text_base(pid):
-    """Where the process's executable is mapped (first line of its maps)."""
+    """Where the process's executable is mapped (its first mapping of the
+    file; under AddressSanitizer the first lines are its fixed shadow)."""
+    exe = os.readlink(f"/proc/{pid}/exe")
     with open(f"/proc/{pid}/maps") as f:
-        return f.readline().split("-")[0]
+        for line in f:
+            if line.rstrip("\n").endswith(" " + exe):
+                return line.split("-")[0]
+    raise AssertionError(f"no mapping of {exe} in /proc/{pid}/maps")
 
 
 def check_crash_reexec(t, proc, port, log_path):

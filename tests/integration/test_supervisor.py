@@ -5,7 +5,7 @@ passed as LISTEN_FDS with its name), it forks one tern-smtpd per connection.
 In both of its modes, pre-loaded (smtpd's code linked in, fork only, `-c
 FILE`) and exec (`-- /path/tern-smtpd ARGS`):
   - a message sent with smtplib gets 250 and reaches queued (the spool), the
-    session's role taken from the socket's name;
+    session's role taken from the socket's name; so does one after STARTTLS;
   - a client holding --max-per-source connections has its next one closed
     without a greeting, while its open sessions still work, and a new one is
     served once one of them ends;
@@ -35,6 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import tls_util  # noqa: E402
 
 
 def greeting(port):
@@ -108,7 +109,9 @@ def main():
         raise harness.Skip("systemd-socket-activate is not installed")
     sup = harness.binary("supervisor/tern-smtpd-supervisor")
     smtpd = harness.binary("smtpd/tern-smtpd")
-    with harness.Tern(start=("queued",)) as t:
+    # With a certificate: the pre-loaded supervisor initializes OpenSSL once
+    # and each session reads the files and offers STARTTLS.
+    with harness.Tern(start=("queued",), conf=tls_util.tls_conf()) as t:
         # A bad configuration at start: no supervisor.
         bad = os.path.join(t.dir, "bad.conf")
         with open(bad, "w") as f:
@@ -159,6 +162,16 @@ def run_mode(activate, t, mode, args):
                 code, reply = s.data(b"Subject: via the supervisor\r\n\r\nhello\r\n")
                 assert code == 250 and b"queued as" in reply, (code, reply)
             print(f"ok - {mode}: a message through the supervisor gets 250", reply.decode())
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                s.ehlo("client.test")
+                code, _ = s.starttls(context=tls_util.client_context())
+                assert code == 220, code
+                s.ehlo("client.test")
+                s.mail("a@example.org")
+                s.rcpt(f"{t.user}@{t.domain}")
+                code, reply = s.data(b"Subject: TLS via the supervisor\r\n\r\nhello\r\n")
+                assert code == 250, (code, reply)
+            print(f"ok - {mode}: STARTTLS and a message over TLS")
 
             # Two sessions held: two smtpd processes; the third is closed.
             s1, g1 = greeting(port)

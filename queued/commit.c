@@ -19,6 +19,7 @@
  * a flush each. The threads only ever call fsync(2) on fds the commit thread
  * hands them, and touch no other state. */
 #include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 
 #include "commit.h"
@@ -294,10 +295,16 @@ void commit_forget_peer(Commit *c, Peer *p) {
 }
 
 static void commit_threads_start(Commit *c) {
+        sigset_t all, old;
         int r;
 
+        /* Signals are the loop's (signalfd): a thread that did not block
+         * one would take it, and SIGHUP's default action ends the process. */
+        (void) sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &old);
         r = pthread_create(&c->thread, NULL, commit_thread, c);
         if (r != 0) {
+                (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
                 /* E.g. a seccomp filter without clone3: correct, only slower. */
                 log_warning_errno(-r, "Cannot start the commit thread, arriving messages are "
                                   "committed one batch at a time from the event loop: %m");
@@ -313,6 +320,7 @@ static void commit_threads_start(Commit *c) {
                 }
                 c->n_pool++;
         }
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 int commit_new(Queue *q, Commit **ret) {

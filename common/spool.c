@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -357,17 +358,17 @@ int spool_sync_queue_dir(int spool_dirfd) {
 SpoolFile *spool_close(SpoolFile *f) {
         if (!f)
                 return NULL;
-        if (f->cdb) {
-                cdb_free(f->cdb);
-                free(f->cdb);
-        }
+        if (f->mapped)
+                (void) munmap((void *) f->map, f->size);
+        else
+                free((void *) f->map);
         if (f->fd >= 0)
                 (void) close(f->fd);
         free(f);
         return NULL;
 }
 
-/* tinycdb checks offsets at lookup; this also rejects a file whose table of
+/* Every lookup checks its offsets; this also rejects a file whose table of
  * contents points outside it, so a broken file is found when opened. */
 static bool cdb_toc_valid(const uint8_t *map, size_t size) {
         for (unsigned i = 0; i < 256; i++) {
@@ -378,6 +379,80 @@ static bool cdb_toc_valid(const uint8_t *map, size_t size) {
                         return false;
         }
         return true;
+}
+
+/* Most messages are small: reading one costs less than mapping it (page
+ * faults, and an unmap that flushes other CPUs' TLBs), and queued and
+ * deliverd open each file at every delivery. */
+#define SPOOL_READ_MAX (256u * 1024u)
+
+static int spool_load(SpoolFile *f, size_t size) {
+        uint8_t *buf;
+        void *m;
+
+        if (size > SPOOL_READ_MAX) {
+                m = mmap(NULL, size, PROT_READ, MAP_SHARED, f->fd, 0);
+                if (m == MAP_FAILED)
+                        return errno == ENOMEM ? -ENOMEM : -EBADMSG;
+                f->map = m;
+                f->size = size;
+                f->mapped = true;
+                return 0;
+        }
+        buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t done = 0; done < size;) {
+                ssize_t n = pread(f->fd, buf + done, size - done, (off_t) done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int r = n < 0 ? negative_errno() : -EBADMSG; /* shrank under us */
+
+                        free(buf);
+                        return r;
+                }
+                done += (size_t) n;
+        }
+        f->map = buf;
+        f->size = size;
+        return 0;
+}
+
+/* The CDB lookup (D. J. Bernstein's format with tinycdb's hash, as
+ * cdb_make wrote it): the first record with key, every offset checked
+ * against the file. 1 found, 0 not found, -EBADMSG for a damaged table. */
+static int spool_cdb_find(const uint8_t *map, size_t size, const char *key, size_t kl,
+                          size_t *ret_pos, size_t *ret_len) {
+        unsigned h = cdb_hash(key, (unsigned) kl);
+        uint64_t tpos = cdb_unpack(map + (h & 255u) * 8), n = cdb_unpack(map + (h & 255u) * 8 + 4);
+
+        if (n == 0)
+                return 0;
+        if (tpos > size || n * 8 > size - tpos)
+                return -EBADMSG;
+        for (uint64_t k = 0, i = (h >> 8) % n; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
+                const uint8_t *slot = map + tpos + i * 8;
+                uint64_t rpos = cdb_unpack(slot + 4), rk, rv;
+
+                if (rpos == 0)
+                        return 0;
+                if (cdb_unpack(slot) != h)
+                        continue;
+                if (rpos > size || size - rpos < 8)
+                        return -EBADMSG;
+                rk = cdb_unpack(map + rpos);
+                rv = cdb_unpack(map + rpos + 4);
+                if (rk > size - rpos - 8 || rv > size - rpos - 8 - rk)
+                        return -EBADMSG;
+                if (rk == kl && memcmp(map + rpos + 8, key, kl) == 0) {
+                        *ret_pos = rpos + 8 + rk;
+                        *ret_len = rv;
+                        return 1;
+                }
+        }
+        return 0;
 }
 
 static int spool_open_internal(int fd, const char *expect_id, SpoolFile **ret) {
@@ -400,18 +475,10 @@ static int spool_open_internal(int fd, const char *expect_id, SpoolFile **ret) {
             (uint64_t) st.st_size > SPOOL_CDB_SIZE_MAX)
                 return -EBADMSG;
 
-        f->cdb = new0(struct cdb, 1);
-        if (!f->cdb)
-                return -ENOMEM;
-        if (cdb_init(f->cdb, fd) < 0) {
-                r = negative_errno();
-                free(f->cdb);
-                f->cdb = NULL;
-                return r == -ENOMEM ? r : -EBADMSG;
-        }
-        f->map = ((struct cdb *) f->cdb)->cdb_mem;
-        f->size = ((struct cdb *) f->cdb)->cdb_fsize;
-        if (f->size < SPOOL_CDB_HEADER || !cdb_toc_valid(f->map, f->size))
+        r = spool_load(f, (size_t) st.st_size);
+        if (r < 0)
+                return r;
+        if (!cdb_toc_valid(f->map, f->size))
                 return -EBADMSG;
 
         r = spool_get(f, "version", &v, &vl);
@@ -459,22 +526,16 @@ int spool_open_fd(int fd, SpoolFile **ret) {
 }
 
 int spool_get(SpoolFile *f, const char *key, const uint8_t **ret, size_t *ret_len) {
-        struct cdb *c = f->cdb;
-        size_t kl = strlen(key);
-        unsigned pos, len;
+        size_t kl = strlen(key), pos, len;
         int r;
 
         if (kl > UINT32_MAX)
                 return -ENOENT;
-        r = cdb_find(c, key, (unsigned) kl);
+        r = spool_cdb_find(f->map, f->size, key, kl, &pos, &len);
         if (r < 0)
-                return -EBADMSG;
+                return r;
         if (r == 0)
                 return -ENOENT;
-        pos = cdb_datapos(c);
-        len = cdb_datalen(c);
-        if (pos > f->size || len > f->size - pos)
-                return -EBADMSG;
         *ret = f->map + pos;
         *ret_len = len;
         return 0;

@@ -86,10 +86,9 @@ int spool_sync_queue_dir(int spool_dirfd);
 /* An open, mapped spool file. */
 typedef struct SpoolFile {
         int fd;
-        const uint8_t *map;
+        const uint8_t *map;     /* the whole file: read into memory, or mapped */
         size_t size;
-        /* tinycdb state */
-        void *cdb; /* struct cdb * */
+        bool mapped;            /* map is an mmap (large files), else malloc'd */
 } SpoolFile;
 
 /* Opens and maps queue/<id> read-only (O_NOFOLLOW). Returns 0, -ENOENT, or

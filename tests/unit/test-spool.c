@@ -465,6 +465,63 @@ static void test_stage_commit(int dirfd) {
         CHECK_INT(count_entries(dirfd, "tmp"), 0);
 }
 
+/* Small files are read into memory, large ones mapped: both give the same
+ * records, and a record pointing past the end of the file is refused. */
+static void test_read_and_map(int dirfd) {
+        static const size_t sizes[] = { 0, 1, 255u * 1024u, 256u * 1024u, 600u * 1024u };
+        char id[SPOOL_ID_MAX], path[64];
+        SpoolRcpt rcpts[2];
+        SpoolEnvelope e;
+
+        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                _cleanup_free_ uint8_t *big = malloc(sizes[k] + 1);
+                SpoolFile *f = NULL;
+                const uint8_t *v;
+                size_t vl;
+
+                CHECK(big != NULL);
+                for (size_t i = 0; i < sizes[k]; i++)
+                        big[i] = (uint8_t) ('a' + i % 26);
+                spool_new_id(id);
+                make_envelope(&e, id, rcpts);
+                CHECK_INT(spool_write(dirfd, &e, big, sizes[k]), 0);
+                CHECK_INT(spool_open(dirfd, id, &f), 0);
+                CHECK_INT(spool_get(f, "body", &v, &vl), 0);
+                CHECK(vl == sizes[k] && memcmp(v, big, vl) == 0);
+                CHECK_INT(spool_get(f, "no-such-key", &v, &vl), -ENOENT);
+                f = spool_close(f);
+                CHECK_INT(spool_remove(dirfd, id), 0);
+        }
+
+        /* The "version" record's value length made to reach past the end. */
+        {
+                SpoolFile *f = NULL;
+                uint8_t *buf;
+                size_t n;
+                int fd;
+
+                spool_new_id(id);
+                make_envelope(&e, id, rcpts);
+                CHECK_INT(spool_write(dirfd, &e, body, 10), 0);
+                (void) snprintf(path, sizeof(path), "queue/%s", id);
+                fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+                CHECK(fd >= 0);
+                n = (size_t) lseek(fd, 0, SEEK_END);
+                buf = malloc(n);
+                CHECK(buf && pread(fd, buf, n, 0) == (ssize_t) n);
+                (void) close(fd);
+                /* The first record follows the 2048-byte table: version. */
+                CHECK(cdb_unpack(buf + 2048) == strlen("version"));
+                cdb_pack((unsigned) n, buf + 2048 + 4);
+                CHECK(unlinkat(dirfd, path, 0) == 0);
+                write_file(dirfd, path, buf, n);
+                free(buf);
+                CHECK_INT(spool_open(dirfd, id, &f), -EBADMSG);
+                CHECK(f == NULL);
+                CHECK(unlinkat(dirfd, path, 0) == 0);
+        }
+}
+
 int main(void) {
         int dirfd;
 
@@ -481,6 +538,7 @@ int main(void) {
         test_write_rejects(dirfd);
         test_stage_commit(dirfd);
         test_open_rejects(dirfd);
+        test_read_and_map(dirfd);
         test_state_parse();
         test_state_file(dirfd);
         test_ids();

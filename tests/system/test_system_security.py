@@ -12,7 +12,8 @@ Boots the installed units in a throwaway container (test_system.Container) and
     NoNewPrivs: 1 and zero CapEff/CapPrm/CapBnd/CapAmb; and the same for an
     smtpd session forked by tern-smtpd-supervisor (the alternative socket
     mode, moved to port 2501 by a drop-in for the test), before and after
-    `systemctl reload tern.target` reached the supervisor.
+    `systemctl reload tern.target` reached the supervisor, and after a
+    session killed by SIGSEGV made the supervisor re-execute itself.
 
 Needs root and systemd-nspawn; exits 77 otherwise (as test_system.py).
 """
@@ -154,6 +155,43 @@ def check_supervisor_reload(c):
     check_live_sandbox(c, 2501)
 
 
+def supervisor_journal(c, pid):
+    return c.run(["journalctl", "--no-pager", "-o", "cat", "_PID=" + pid], check=False).stdout
+
+
+def check_supervisor_reexec(c):
+    """Under the installed unit: the supervisor prepared the seccomp filter
+    once (no fallback warning), and a session killed by SIGSEGV makes it
+    execute itself again (same main PID, still active, logged), after which
+    new sessions are served and sandboxed as before."""
+    pid = c.run(["systemctl", "show", "-P", "MainPID", "tern-smtpd-supervisor.service"]).stdout.strip()
+    if "Cannot prepare" in supervisor_journal(c, pid):
+        raise ts.Failure("the supervisor could not prepare the sandbox:\n" + supervisor_journal(c, pid))
+    client = subprocess.Popen(["nsenter", "-t", str(c.pid), "-n", "python3", "-c", HOLD_CLIENT, "2501"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        greeting = client.stdout.readline().strip()
+        if not greeting.startswith("220"):
+            raise ts.Failure(f"no 220 greeting on port 2501: {greeting!r}")
+        kids = ts.wait_until(lambda: c.run(["pgrep", "-x", "-P", pid, "tern-smtpd"],
+                                           check=False).stdout.split(), 20, "the session process")
+        c.run(["kill", "-SEGV", kids[0]])
+        ts.wait_until(lambda: "re-executed" in supervisor_journal(c, pid), 30,
+                      "the supervisor's re-execution after a crashed session")
+    finally:
+        client.stdin.close()
+        try:
+            client.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.wait()
+    r = c.run(["systemctl", "show", "-P", "MainPID,ActiveState", "tern-smtpd-supervisor.service"])
+    if r.stdout.split() != [pid, "active"]:
+        raise ts.Failure(f"after the re-execution the supervisor is {r.stdout.split()}, expected [{pid}, active]")
+    log(f"a crashed session made the supervisor (pid {pid}) re-execute itself")
+    check_live_sandbox(c, 2501)
+
+
 def boot(c):
     """Container.boot, tolerating its one race: right after exec systemctl
     may answer "offline" (no bus yet), which boot() takes as the state."""
@@ -204,6 +242,7 @@ def main():
         c.run(["systemctl", "start", "tern-smtpd-supervisor.socket"])
         check_live_sandbox(c, 2501)
         check_supervisor_reload(c)
+        check_supervisor_reexec(c)
         ok = True
     except ts.Failure as e:
         print(f"security-test: FAIL: {e}", flush=True)

@@ -147,7 +147,14 @@ static DataStream *stream_new(Session *s, bool bdat) {
                 (void) log_error_errno(-ENOMEM, "%s: cannot buffer the message: %m", s->queue_id);
                 return NULL;
         }
-        *d = (DataStream) { .s = s, .forward = true };
+        /* Field by field: a compound literal would also zero chunk[], 64 KiB
+         * of fresh pages faulted in for every message. */
+        d->s = s;
+        d->chunk_len = 0;
+        d->size = 0;
+        d->forward = true;
+        d->too_big = false;
+        d->queue_error = 0;
         data_parser_init_mode(&d->p,
                               streq_ptr(s->config->bare_line_ending, "normalize") ? DATA_BARE_NORMALIZE
                                                                                  : DATA_BARE_REJECT,

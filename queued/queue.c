@@ -235,11 +235,14 @@ static void queue_msg_finish(QueueMsg *m) {
 /* Recipients still pending after MaxQueueLifetime become final failures. */
 static void queue_msg_expire(QueueMsg *m, uint64_t now) {
         Queue *q = m->queue;
-        char text[128];
+        uint64_t d = now > m->arrival_usec ? now - m->arrival_usec : 0;
+        char text[128], delay[32];
 
         (void) snprintf(text, sizeof(text), "message expired after %" PRIu64 " seconds in the queue%s%s",
-                        (now - m->arrival_usec) / 1000000u, m->last_error ? ": " : "",
-                        m->last_error ? m->last_error : "");
+                        d / 1000000u, m->last_error ? ": " : "", m->last_error ? m->last_error : "");
+        /* As deliverd's lines: seconds since arrival, two decimals. */
+        (void) snprintf(delay, sizeof(delay), "%" PRIu64 ".%02" PRIu64, d / 1000000u,
+                        (d % 1000000u) / 10000u);
         for (size_t i = 0; i < m->n_rcpts; i++) {
                 LogField f[] = {
                         { "MESSAGE_ID", LOG_MID_BOUNCED },
@@ -247,6 +250,7 @@ static void queue_msg_expire(QueueMsg *m, uint64_t now) {
                         { "TERN_RCPT", m->rcpts[i] },
                         { "TERN_DSN", "4.4.7" },
                         { "TERN_STATUS", "expired" },
+                        { "TERN_DELAY", delay },
                 };
                 int r;
 
@@ -259,8 +263,8 @@ static void queue_msg_expire(QueueMsg *m, uint64_t now) {
                 m->status[i] = DELIVERY_BOUNCED;
                 q->n_bounced++;
                 stats_note_result(m, DELIVERY_BOUNCED, "none");
-                log_fields(LOG_INFO, f, "%s: to=<%s>, relay=none, dsn=4.4.7, status=expired, "
-                           "returned to sender (%s)", m->id, m->rcpts[i], text);
+                log_fields(LOG_INFO, f, "%s: to=<%s>, relay=none, delay=%s, dsn=4.4.7, status=expired, "
+                           "returned to sender (%s)", m->id, m->rcpts[i], delay, text);
         }
 }
 

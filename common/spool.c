@@ -421,8 +421,9 @@ static int spool_load(SpoolFile *f, size_t size) {
 }
 
 /* The CDB lookup (D. J. Bernstein's format with tinycdb's hash, as
- * cdb_make wrote it): the first record with key, every offset checked
- * against the file. 1 found, 0 not found, -EBADMSG for a damaged table. */
+ * cdb_make wrote it) in a file whose table of contents cdb_toc_valid()
+ * accepted: the first record with key, every record offset checked against
+ * the file. 1 found, 0 not found, -EBADMSG for a damaged record. */
 static int spool_cdb_find(const uint8_t *map, size_t size, const char *key, size_t kl,
                           size_t *ret_pos, size_t *ret_len) {
         unsigned h = cdb_hash(key, (unsigned) kl);
@@ -430,8 +431,6 @@ static int spool_cdb_find(const uint8_t *map, size_t size, const char *key, size
 
         if (n == 0)
                 return 0;
-        if (tpos > size || n * 8 > size - tpos)
-                return -EBADMSG;
         for (uint64_t k = 0, i = (h >> 8) % n; k < n; k++, i = i + 1 == n ? 0 : i + 1) {
                 const uint8_t *slot = map + tpos + i * 8;
                 uint64_t rpos = cdb_unpack(slot + 4), rk, rv;

@@ -77,10 +77,6 @@ struct Commit {
         bool threaded;                  /* the commit thread runs */
 };
 
-size_t commit_pending(const Commit *c) {
-        return c->open->n + (c->flight ? c->flight->n : 0);
-}
-
 /* Takes the next file of the current generation and fsyncs it; returns false
  * when none is left. Called with the lock held, returns with it held. */
 static bool commit_sync_one(CommitShared *sh) {

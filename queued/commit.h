@@ -26,6 +26,3 @@ void commit_forget_peer(Commit *c, Peer *p);
 
 /* Commits the batch now (shutdown). */
 void commit_run(Commit *c);
-
-/* Messages waiting in the batch. */
-size_t commit_pending(const Commit *c);

@@ -10,6 +10,7 @@
  * chunk is still read to its announced end, since the client sends it without
  * waiting for our answer. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "data.h"
@@ -21,12 +22,12 @@
 typedef struct BdatStream {
         Session *s;
         DataParser p;
-        char chunk[IPC_DATA_CHUNK_MAX];
         size_t chunk_len;
         uint64_t size;            /* octets of the message incl. Received: */
         bool forward;             /* still sending to queued */
         bool too_big;
         int queue_error;          /* first failure talking to queued */
+        char chunk[IPC_DATA_CHUNK_MAX]; /* last: stream_new() zeroes what precedes it */
 } DataStream;
 
 static void stream_stop(DataStream *d) {
@@ -147,14 +148,11 @@ static DataStream *stream_new(Session *s, bool bdat) {
                 (void) log_error_errno(-ENOMEM, "%s: cannot buffer the message: %m", s->queue_id);
                 return NULL;
         }
-        /* Field by field: a compound literal would also zero chunk[], 64 KiB
-         * of fresh pages faulted in for every message. */
+        /* Not chunk[]: zeroing it would fault in 64 KiB of fresh pages for
+         * every message. */
+        memset(d, 0, offsetof(DataStream, chunk));
         d->s = s;
-        d->chunk_len = 0;
-        d->size = 0;
         d->forward = true;
-        d->too_big = false;
-        d->queue_error = 0;
         data_parser_init_mode(&d->p,
                               streq_ptr(s->config->bare_line_ending, "normalize") ? DATA_BARE_NORMALIZE
                                                                                  : DATA_BARE_REJECT,

@@ -88,7 +88,39 @@ def spool_path(t, *parts):
     return os.path.join(t.spool, *parts)
 
 
-class FakeDeliverd:
+class SocketServer:
+    """A listening socket whose connections are accepted by a thread; each
+    gets a thread running _serve(conn) (by default it is only kept open).
+    close() ends them all."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        # shutdown first: a thread blocked in recv keeps a closed socket alive.
+        for s in [self.sock] + self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        pass
+
+
+class FakeDeliverd(SocketServer):
     """Answers HELLO; delivers at once every job whose recipients are not in
     a domain of `dead` (RESULT delivered + JOB_DONE); never answers jobs for
     `dead` (a blackhole). Records every job and the most jobs in flight."""
@@ -103,22 +135,12 @@ class FakeDeliverd:
         self.hanging = 0           # dead jobs in flight (never end)
         self.max_hanging = 0
         self.delivered = []        # (queue id, recipient)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if os.path.exists(t.deliverd_socket):
             os.unlink(t.deliverd_socket)
-        self.sock.bind(t.deliverd_socket)
-        self.sock.listen(16)
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        # shutdown first: a thread blocked in recv keeps a closed socket alive.
-        for s in [self.sock] + self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        sock.bind(t.deliverd_socket)
+        sock.listen(16)
+        super().__init__(sock)
 
     def finish(self):
         """Manual mode: delivers every job received so far."""
@@ -126,15 +148,6 @@ class FakeDeliverd:
             jobs, self.waiting = self.waiting, []
         for c, job, idx, qid, rcpts in jobs:
             self._deliver(c, job, idx, qid, rcpts)
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         try:
@@ -179,37 +192,26 @@ class FakeDeliverd:
         c.send(ipc.encode(ipc.JOB_DONE, [(ipc.F_JOB, job)]))
 
 
-class RecordingSink:
+class TcpServer(SocketServer):
+    """SocketServer on a free port of 127.0.0.1 (self.port)."""
+
+    def __init__(self, backlog=128):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(backlog)
+        self.port = sock.getsockname()[1]
+        super().__init__(sock)
+
+
+class RecordingSink(TcpServer):
     """A threaded SMTP server on 127.0.0.1 that answers 250 to everything and
     records the X-Crash-Id header of every message it accepts."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.received = collections.Counter()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        for s in [self.sock] + self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, c):
         f = c.makefile("rb")

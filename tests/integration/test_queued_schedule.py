@@ -7,12 +7,10 @@ DeliveryConcurrency in all, so a destination that never answers (its jobs
 hang) does not hold back mail to another one."""
 
 import os
-import socket
-import threading
 
 import harness
 import ternipc as ipc
-from queued_util import FakeDeliverd, RecordingSink, connect, queue_list, submit
+from queued_util import FakeDeliverd, RecordingSink, TcpServer, connect, queue_list, submit
 
 BODY = b"Subject: schedule\r\n\r\nhello\r\n"
 
@@ -96,32 +94,8 @@ def test_the_default_limits_leave_a_slot_for_other_destinations():
             fake.close()
 
 
-class Blackhole:
+class Blackhole(TcpServer):
     """Accepts TCP connections on 127.0.0.1 and never says anything."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def close(self):
-        for s in [self.sock] + self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 def test_real_deliverd_keeps_delivering_while_one_destination_never_answers():

@@ -84,12 +84,20 @@ class Container:
         self.pid = None  # the container's PID 1, as seen from the host
         self.console = os.path.join(stage, "console.log")
 
-    def boot(self, timeout=120):
+    # The host's files a volatile / lacks (DNS, hosts): copied in at boot.
+    copy_host_etc = True
+
+    def nspawn_command(self, options=()):
+        """The host's / booted volatile, with the staged build on /usr/local;
+        options go before the arguments for systemd."""
         masks = [f"systemd.mask={u}" for u in OTHER_MTAS + USELESS_IN_CONTAINER]
-        cmd = ["systemd-nspawn", "-D", "/", "--volatile=yes", "-b", "--register=no",
-               "--keep-unit", "--private-network", "-M", self.name,
-               f"--bind-ro={self.stage}/usr/local:/usr/local",
-               "systemd.firstboot=off", "systemd.unit=multi-user.target", *masks]
+        return ["systemd-nspawn", "-D", "/", "--volatile=yes", "-b", "--register=no",
+                "--keep-unit", "--private-network", "-M", self.name,
+                f"--bind-ro={self.stage}/usr/local:/usr/local", *options,
+                "systemd.firstboot=off", "systemd.unit=multi-user.target", *masks]
+
+    def boot(self, timeout=120):
+        cmd = self.nspawn_command()
         with open(self.console, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -114,7 +122,7 @@ class Container:
                 break
             time.sleep(0.05)
         log(f"container {self.name}: systemd is PID {self.pid} (host), state {state}")
-        for p in HOST_ETC_FILES:
+        for p in HOST_ETC_FILES if self.copy_host_etc else ():
             if os.path.exists(p) and not os.path.exists(self.path(p)):
                 shutil.copyfile(p, self.path(p))
         if state != "running":

@@ -119,32 +119,11 @@ class RootContainer(Container):
         super().__init__(stage, name)
         self.root = root
 
-    def boot(self, timeout=120):
-        cmd = ["systemd-nspawn", "-D", self.root, "-b", "--register=no", "--keep-unit",
-               "--private-network", "-M", self.name, "systemd.firstboot=off"]
-        with open(self.console, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while self.pid is None:
-            if self.proc.poll() is not None:
-                raise Failure(f"systemd-nspawn exited with {self.proc.returncode}:\n"
-                              + self.console_text())
-            if time.monotonic() > deadline:
-                raise Failure("no systemd appeared in the container")
-            self.pid = self._find_init()
-            if self.pid is None:
-                time.sleep(0.05)
-        while True:
-            r = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
-            state = r.stdout.strip()
-            # "offline" until systemd has created /run/systemd/system.
-            if state not in ("", "offline") or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        log(f"container {self.name}: state {state}")
-        if state not in ("running", "degraded"):
-            raise Failure(f"system state is {state!r}")
+    copy_host_etc = False
+
+    def nspawn_command(self):
+        return ["systemd-nspawn", "-D", self.root, "-b", "--register=no", "--keep-unit",
+                "--private-network", "-M", self.name, "systemd.firstboot=off"]
 
 
 def active(c, *units):

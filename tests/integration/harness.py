@@ -40,6 +40,17 @@ FORWARDED_ENV = ("TERN_LOG", "TERN_DEBUG", "ASAN_OPTIONS", "UBSAN_OPTIONS",
                  "LSAN_OPTIONS", "PATH")
 
 
+
+def maildir_messages(maildir):
+    """Contents (bytes) of the messages in maildir's new/, oldest name first;
+    none when it does not exist yet."""
+    new = os.path.join(maildir, "new")
+    out = []
+    for name in sorted(os.listdir(new)) if os.path.isdir(new) else []:
+        with open(os.path.join(new, name), "rb") as f:
+            out.append(f.read())
+    return out
+
 class Skip(Exception):
     """Raised by a test that cannot run here; the script exits 77."""
 
@@ -264,14 +275,7 @@ MailboxPath = {self.mail_dir}/%u/Maildir/
 
     def delivered(self, user=None):
         """Contents (bytes) of the messages in user's Maildir new/, oldest name first."""
-        new = os.path.join(self.maildir(user), "new")
-        if not os.path.isdir(new):
-            return []
-        out = []
-        for name in sorted(os.listdir(new)):
-            with open(os.path.join(new, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_messages(self.maildir(user))
 
     def queue_files(self):
         q = os.path.join(self.spool, "queue")

@@ -39,14 +39,7 @@ class LocalUser:
         return False
 
     def maildir_messages(self):
-        new = os.path.join(self.home, "Maildir", "new")
-        if not os.path.isdir(new):
-            return []
-        out = []
-        for name in sorted(os.listdir(new)):
-            with open(os.path.join(new, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return harness.maildir_messages(os.path.join(self.home, "Maildir"))
 
     def write(self, rel, text, mode=0o600):
         path = os.path.join(self.home, rel)

@@ -113,14 +113,7 @@ class Dovecot:
             return ""
 
     def delivered(self, user):
-        new = os.path.join(self.d, "mail", user, "Maildir", "new")
-        if not os.path.isdir(new):
-            return []
-        out = []
-        for name in sorted(os.listdir(new)):
-            with open(os.path.join(new, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return harness.maildir_messages(os.path.join(self.d, "mail", user, "Maildir"))
 
 
 def setup(dc):

@@ -48,13 +48,6 @@ def rcpt_reply(t, rcpt):
         return s.rcpt(rcpt)
 
 
-def maildir(path):
-    new = os.path.join(path, "new")
-    out = []
-    for n in sorted(os.listdir(new)) if os.path.isdir(new) else []:
-        with open(os.path.join(new, n), "rb") as f:
-            out.append(f.read())
-    return out
 
 
 def test_virtual_mailboxes_maildir_and_mbox():
@@ -65,7 +58,7 @@ def test_virtual_mailboxes_maildir_and_mbox():
         send_smtp(t, ["alice@vbox.example", "Bob@VBOX.example"], "to the boxes")
         assert result(t, "alice@vbox.example")[:2] == ("2.0.0", "sent")
         assert result(t, "Bob@vbox.example")[:2] == ("2.0.0", "sent")
-        (m,) = maildir(os.path.join(base, "vbox.example", "alice"))
+        (m,) = harness.maildir_messages(os.path.join(base, "vbox.example", "alice"))
         assert headers(m)[:2] == ["Return-Path: <sender@example.org>",
                                   "Delivered-To: alice@vbox.example"], headers(m)
         mbox = os.path.join(base, "vbox.example", "bob.mbox")
@@ -91,7 +84,7 @@ def test_virtual_alias_domain_expansion():
         assert result(t, "alice@vbox.example")[:2] == ("2.0.0", "sent")
         assert result(t, f"{u.name}@test.example")[:2] == ("2.0.0", "sent")
         assert "info@alias.example" not in t.log("deliverd")
-        (m,) = maildir(os.path.join(base, "vbox.example", "alice"))  # two routes, one copy
+        (m,) = harness.maildir_messages(os.path.join(base, "vbox.example", "alice"))  # two routes, one copy
         (m,) = u.maildir_messages()
         assert headers(m)[1] == f"Delivered-To: {u.name}@test.example"
 

@@ -23,20 +23,36 @@ static int local_format(const LocalCtx *ctx, const char *sender, bool mbox, char
         return mailbox_format(sender, ctx->rcpt, ctx->job->body, ctx->job->body_len, mbox, ret, ret_len);
 }
 
+#define LOCAL_FROM_LINE_MAX 1024u
+
+/* The message (local_format) and the mbox "From " line that goes before it.
+ * 0, or -errno with res set. */
+static int local_format_with_from(const LocalCtx *ctx, const char *sender, bool mbox, char **ret,
+                                  size_t *ret_len, char from[static LOCAL_FROM_LINE_MAX],
+                                  DeliveryResult *res) {
+        int r = local_format(ctx, sender, mbox, ret, ret_len);
+
+        if (r < 0) {
+                local_result_errno(res, r, "cannot format message");
+                return r;
+        }
+        r = mailbox_from_line(sender, (int64_t) (ctx->job->env->arrival_usec / 1000000u), from,
+                              LOCAL_FROM_LINE_MAX);
+        if (r < 0) {
+                local_result_errno(res, r, "cannot format mbox separator");
+                return r;
+        }
+        return 0;
+}
+
 static void local_append_mbox(const LocalCtx *ctx, const char *sender, const char *path,
                               DeliveryResult *res) {
         _cleanup_free_ char *msg = NULL;
-        char from[1024];
+        char from[LOCAL_FROM_LINE_MAX];
         size_t len;
-        int r;
 
-        r = local_format(ctx, sender, true, &msg, &len);
-        if (r < 0)
-                return local_result_errno(res, r, "cannot format message");
-        r = mailbox_from_line(sender, (int64_t) (ctx->job->env->arrival_usec / 1000000u), from,
-                              sizeof(from));
-        if (r < 0)
-                return local_result_errno(res, r, "cannot format mbox separator");
+        if (local_format_with_from(ctx, sender, true, &msg, &len, from, res) < 0)
+                return;
         /* Half of the time limit for the locks, the rest for writing. */
         mbox_deliver(path, from, msg, len, ctx->timeout / 2, res);
 }
@@ -219,18 +235,12 @@ void local_child_virtual(const LocalCtx *ctx, const LocalTarget *t, const LocalU
         _cleanup_free_ char *msg = NULL;
         const char *sender = local_target_sender(ctx, t);
         bool maildir = virtual_is_maildir(ctx->route->nexthop);
-        char from[1024];
+        char from[LOCAL_FROM_LINE_MAX];
         size_t len;
-        int r;
 
         (void) u;
-        r = local_format(ctx, sender, !maildir, &msg, &len);
-        if (r < 0)
-                return local_result_errno(res, r, "cannot format message");
-        r = mailbox_from_line(sender, (int64_t) (ctx->job->env->arrival_usec / 1000000u), from,
-                              sizeof(from));
-        if (r < 0)
-                return local_result_errno(res, r, "cannot format mbox separator");
+        if (local_format_with_from(ctx, sender, !maildir, &msg, &len, from, res) < 0)
+                return;
         virtual_deliver(ctx->route->nexthop, ctx->hostname, from, msg, len, ctx->timeout / 2, res);
 }
 
